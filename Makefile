@@ -1,0 +1,49 @@
+# raft-kv: the two commands a new user needs are `make run` and `make test`.
+# Both install the Debian packages first (scripts/install-deps.sh), so they
+# work on a fresh Debian 12 machine.
+
+PRESET ?= release
+BUILD  := $(if $(filter release,$(PRESET)),build,build-$(PRESET))
+ARGS   ?=
+# CI builds with -Werror.
+CMAKE_EXTRA := $(if $(CI),-DRKV_WERROR=ON,)
+
+.PHONY: all deps configure build run test test-asan test-tsan bench clean help
+
+all: build
+
+help:
+	@echo "make run        build (release) and start raft-kv on 127.0.0.1:8080, data in ./data"
+	@echo "make test       build and run every test (unit, crash, integration)"
+	@echo "make test-asan  the same under AddressSanitizer + UBSan"
+	@echo "make test-tsan  the storage concurrency tests under ThreadSanitizer"
+	@echo "make bench      the engine benchmark beside LMDB, RocksDB and LevelDB"
+
+deps:
+	@scripts/install-deps.sh
+
+configure: deps
+	@cmake --preset $(PRESET) $(CMAKE_EXTRA) >/dev/null
+
+build: configure
+	@cmake --build --preset $(PRESET)
+
+run: build
+	./$(BUILD)/bin/raft-kv $(ARGS)
+
+test: build
+	ctest --preset $(PRESET)
+
+test-asan:
+	$(MAKE) PRESET=asan build
+	ctest --preset asan
+
+test-tsan:
+	$(MAKE) PRESET=tsan build
+	ctest --preset tsan -L concurrency
+
+bench: build
+	./build/bin/raft-kv-engine-bench
+
+clean:
+	rm -rf build build-debug build-asan build-tsan
