@@ -1,0 +1,221 @@
+#include "api/http/http_handler.h"
+
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace rkv::http {
+namespace {
+
+namespace json = boost::json;
+
+constexpr std::string_view kAllowKey = "GET, POST, PUT, DELETE";
+constexpr std::string_view kHealthPath = "/healthz";
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    char y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+HttpResponse JsonResponse(int http_status, const json::value& body) {
+  HttpResponse response;
+  response.status = http_status;
+  response.body = json::serialize(body);
+  return response;
+}
+
+HttpResponse Success() { return JsonResponse(200, json::object{{"success", true}}); }
+
+HttpResponse MethodNotAllowed(std::string_view allow) {
+  HttpResponse response = ErrorResponse(405, "method_not_allowed", "method not allowed");
+  response.headers.emplace_back("Allow", std::string(allow));
+  return response;
+}
+
+// Parses ?consistency=...; false when the value is unknown.
+bool ParseConsistency(const boost::urls::url_view& url, ServiceReadOptions* options) {
+  if (!url.has_query()) return true;
+  for (auto param : url.params()) {
+    if (param.key != "consistency") continue;
+    if (param.value == "linearizable") {
+      options->consistency = ReadConsistency::kLinearizable;
+    } else if (param.value == "lease") {
+      options->consistency = ReadConsistency::kLease;
+    } else if (param.value == "stale") {
+      options->consistency = ReadConsistency::kStale;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Extracts the string "value" of a {"value":"..."} body into *value, or
+// returns why the body is unusable.
+Status ParseValueBody(std::string_view body, std::string* value) {
+  boost::system::error_code ec;
+  json::value doc = json::parse(json::string_view(body.data(), body.size()), ec);
+  if (ec) return Status::InvalidArgument("request body is not valid JSON: " + ec.message());
+  const json::object* object = doc.if_object();
+  if (object == nullptr) return Status::InvalidArgument("request body must be a JSON object");
+  const json::value* field = object->if_contains("value");
+  if (field == nullptr) return Status::InvalidArgument("request body has no \"value\"");
+  const json::string* text = field->if_string();
+  if (text == nullptr) return Status::InvalidArgument("\"value\" must be a string");
+  value->assign(text->data(), text->size());
+  return Status::OK();
+}
+
+}  // namespace
+
+std::string_view HttpResponse::Header(std::string_view name) const {
+  for (const auto& [key, value] : headers) {
+    if (EqualsIgnoreCase(key, name)) return value;
+  }
+  return {};
+}
+
+HttpResponse ErrorResponse(int http_status, std::string_view code, std::string_view message) {
+  json::object error;
+  error["code"] = json::string_view(code.data(), code.size());
+  error["message"] = json::string_view(message.data(), message.size());
+  return JsonResponse(http_status, json::object{{"error", std::move(error)}});
+}
+
+HttpResponse StatusToResponse(const Status& status) {
+  const std::string& message = status.message();
+  auto text = [&](std::string_view fallback) -> std::string_view {
+    return message.empty() ? fallback : std::string_view(message);
+  };
+  switch (status.code()) {
+    case StatusCode::kOk:
+      return Success();
+    case StatusCode::kNotFound:
+      return ErrorResponse(404, "not_found", text("key not found"));
+    case StatusCode::kInvalidArgument:
+      return ErrorResponse(400, "invalid_argument", text("invalid argument"));
+    case StatusCode::kBusy:
+    case StatusCode::kShuttingDown:
+    case StatusCode::kNotLeader:
+    case StatusCode::kTimeout: {
+      HttpResponse response = ErrorResponse(503, "unavailable", status.ToString());
+      response.headers.emplace_back("Retry-After", "1");
+      return response;
+    }
+    case StatusCode::kCorruption:
+    case StatusCode::kIOError:
+    case StatusCode::kNoSpace:
+    case StatusCode::kNotSupported:
+    case StatusCode::kAborted:
+      break;
+  }
+  return ErrorResponse(500, "internal", status.ToString());
+}
+
+HttpHandler::HttpHandler(KvService* service, HttpLimits limits)
+    : service_(service), limits_(limits) {}
+
+void HttpHandler::Handle(HttpRequest request, Callback done) {
+  auto parsed = boost::urls::parse_origin_form(request.target);
+  if (parsed.has_error()) {
+    done(ErrorResponse(400, "invalid_argument", "malformed request target"));
+    return;
+  }
+  const boost::urls::url_view& url = *parsed;
+  std::string path = url.path();  // percent-decoded
+  const std::string& method = request.method;
+
+  if (path == kHealthPath) {
+    if (method != "GET") {
+      done(MethodNotAllowed("GET"));
+      return;
+    }
+    if (!service_->Healthy()) {
+      done(StatusToResponse(Status::ShuttingDown("service is not ready")));
+      return;
+    }
+    done(JsonResponse(200, json::object{{"status", "ok"}}));
+    return;
+  }
+
+  std::string key = path.substr(1);  // an origin-form path starts with '/'
+  if (key.empty()) {
+    done(ErrorResponse(404, "not_found", "no such route; use /{key}"));
+    return;
+  }
+  const bool is_get = method == "GET";
+  const bool is_put = method == "POST" || method == "PUT";
+  const bool is_delete = method == "DELETE";
+  if (!is_get && !is_put && !is_delete) {
+    done(MethodNotAllowed(kAllowKey));
+    return;
+  }
+  if (key.size() > limits_.max_key_bytes) {
+    done(ErrorResponse(413, "too_large",
+                       "key is " + std::to_string(key.size()) + " bytes; the limit is " +
+                           std::to_string(limits_.max_key_bytes)));
+    return;
+  }
+
+  if (is_get) {
+    ServiceReadOptions options;
+    if (!ParseConsistency(url, &options)) {
+      done(ErrorResponse(400, "invalid_argument",
+                         "consistency must be linearizable, lease or stale"));
+      return;
+    }
+    service_->Get(std::move(key), options, [done = std::move(done)](Result<std::string> result) {
+      if (!result.ok()) {
+        done(StatusToResponse(result.status()));
+        return;
+      }
+      done(JsonResponse(200, json::object{{"value", json::string(*result)}}));
+    });
+    return;
+  }
+
+  ServiceWriteOptions options;
+  options.idempotency_key = std::move(request.idempotency_key);
+  if (is_delete) {
+    service_->Delete(std::move(key), options,
+                     [done = std::move(done)](Status status) { done(StatusToResponse(status)); });
+    return;
+  }
+
+  if (request.body.size() > limits_.max_body_bytes) {
+    done(ErrorResponse(413, "too_large",
+                       "request body is " + std::to_string(request.body.size()) +
+                           " bytes; the limit is " + std::to_string(limits_.max_body_bytes)));
+    return;
+  }
+  std::string value;
+  Status parse_status = ParseValueBody(request.body, &value);
+  if (!parse_status.ok()) {
+    done(StatusToResponse(parse_status));
+    return;
+  }
+  if (value.size() > limits_.max_value_bytes) {
+    done(ErrorResponse(413, "too_large",
+                       "value is " + std::to_string(value.size()) + " bytes; the limit is " +
+                           std::to_string(limits_.max_value_bytes)));
+    return;
+  }
+  request.body.clear();
+  request.body.shrink_to_fit();
+  service_->Put(std::move(key), std::move(value), options,
+                [done = std::move(done)](Status status) { done(StatusToResponse(status)); });
+}
+
+}  // namespace rkv::http

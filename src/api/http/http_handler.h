@@ -1,0 +1,83 @@
+// HTTP request handling for the original raft-kv API, free of any network
+// code: the server (http_server.cc) turns wire requests into HttpRequest,
+// calls HttpHandler::Handle and writes the HttpResponse it gets back.
+//
+// Routes (docs/api.md):
+//   GET    /healthz   -> 200 {"status":"ok"}
+//   GET    /{key}     -> 200 {"value":"..."}   ?consistency=linearizable|lease|stale
+//   POST   /{key}     body {"value":"..."} -> 200 {"success":true}
+//   PUT    /{key}     same as POST
+//   DELETE /{key}     -> 200 {"success":true}
+// The key is the percent-decoded path after the first '/'. Every error is
+// {"error":{"code":"...","message":"..."}}.
+#ifndef RKV_API_HTTP_HTTP_HANDLER_H_
+#define RKV_API_HTTP_HTTP_HANDLER_H_
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "node/kv_service.h"
+
+namespace rkv::http {
+
+// Limits enforced by the handler (key, value) and the server (the rest).
+struct HttpLimits {
+  size_t max_key_bytes = 4096;
+  size_t max_value_bytes = 16u << 20;
+  size_t max_body_bytes = 17u << 20;
+  size_t max_header_bytes = 16u << 10;
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds read_timeout{30'000};
+  size_t max_connections = 10000;
+};
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ... as sent
+  std::string target;  // origin form: "/key?query"
+  std::string idempotency_key;  // the Idempotency-Key header; empty if absent
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  // Extra headers; Content-Type is always application/json.
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+
+  // The value of header `name` (case-insensitive), or "" if absent.
+  std::string_view Header(std::string_view name) const;
+};
+
+// The one mapping from a Status to an HTTP error reply.
+HttpResponse StatusToResponse(const Status& status);
+
+// An error reply: {"error":{"code":code,"message":message}}.
+HttpResponse ErrorResponse(int http_status, std::string_view code, std::string_view message);
+
+class HttpHandler {
+ public:
+  using Callback = std::function<void(HttpResponse)>;
+
+  // `service` must outlive the handler.
+  HttpHandler(KvService* service, HttpLimits limits);
+
+  // Handles one request; `done` runs exactly once, on any thread, possibly
+  // before Handle returns.
+  void Handle(HttpRequest request, Callback done);
+
+  const HttpLimits& limits() const { return limits_; }
+
+ private:
+  KvService* service_;
+  HttpLimits limits_;
+};
+
+}  // namespace rkv::http
+
+#endif  // RKV_API_HTTP_HTTP_HANDLER_H_
