@@ -67,6 +67,12 @@ std::vector<std::string> SplitPath(std::string_view path) {
   return parts;
 }
 
+// The components of a normalized path; none for "/" and ".".
+std::vector<std::string> Components(const std::string& normalized) {
+  if (normalized == ".") return {};
+  return SplitPath(normalized);
+}
+
 Status NoEntry(std::string_view op, const std::string& path) {
   return Status::NotFound(std::string(op) + " " + path + ": No such file or directory");
 }
@@ -211,7 +217,7 @@ Result<MemEnv::Resolved> MemEnv::Resolve(const std::string& path, std::string_vi
   if (path.empty()) return Status::InvalidArgument(std::string(op) + ": empty path");
   Resolved r;
   r.path = NormalizePath(path);
-  const std::vector<std::string> parts = SplitPath(r.path);
+  const std::vector<std::string> parts = Components(r.path);
   NodePtr dir = r.path[0] == '/' ? root_ : cwd_;
   if (parts.empty()) {
     r.node = dir;
@@ -466,7 +472,7 @@ bool MemEnv::EntryIsDurable(const std::string& path) {
   if (path.empty()) return false;
   const std::string normalized = NormalizePath(path);
   NodePtr dir = normalized[0] == '/' ? root_ : cwd_;
-  for (const std::string& part : SplitPath(normalized)) {
+  for (const std::string& part : Components(normalized)) {
     if (dir == nullptr || !dir->is_dir) return false;
     auto live = dir->entries.find(part);
     auto durable = dir->durable_entries.find(part);
