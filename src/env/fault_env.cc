@@ -124,9 +124,10 @@ void FaultEnv::AfterRead(const std::string& path, uint64_t offset, char* data, s
   std::lock_guard<std::mutex> guard(fault_mu_);
   auto file = bit_flips_.find(path);
   if (file == bit_flips_.end()) return;
-  for (auto it = file->second.lower_bound(offset); it != file->second.end() && it->first - offset < n;
-       ++it) {
-    data[it->first - offset] = static_cast<char>(static_cast<uint8_t>(data[it->first - offset]) ^ it->second);
+  for (auto it = file->second.lower_bound(offset);
+       it != file->second.end() && it->first - offset < n; ++it) {
+    data[it->first - offset] =
+        static_cast<char>(static_cast<uint8_t>(data[it->first - offset]) ^ it->second);
   }
 }
 

@@ -88,8 +88,8 @@ enum class FaultOp : uint32_t {
   kPreallocate = 1u << 9,  // WritableFile::Preallocate
   // Everything that changes the file system (all but kRead); what
   // OperationCount and SetCrashPoint count.
-  kMutating = kAppend | kSync | kSyncDir | kRename | kCreate | kDelete | kTruncate | kLink |
-              kPreallocate,
+  kMutating =
+      kAppend | kSync | kSyncDir | kRename | kCreate | kDelete | kTruncate | kLink | kPreallocate,
   kAll = kMutating | kRead,
 };
 

@@ -20,7 +20,8 @@ struct MemEnv::Node {
   void Truncate(uint64_t size) {
     RKV_ASSERT(size <= contents.size());
     if (size < synced) {
-      durable_tail.insert(0, contents, static_cast<size_t>(size), static_cast<size_t>(synced - size));
+      durable_tail.insert(0, contents, static_cast<size_t>(size),
+                          static_cast<size_t>(synced - size));
       synced = size;
     }
     contents.resize(static_cast<size_t>(size));
@@ -88,7 +89,10 @@ Status Crashed() { return Status::IOError("crashed"); }
 class MemEnv::MemWritableFile final : public WritableFile {
  public:
   MemWritableFile(MemEnv* env, NodePtr node, std::string path, uint64_t epoch)
-      : env_(env), node_(std::move(node)), path_(std::move(path)), epoch_(epoch),
+      : env_(env),
+        node_(std::move(node)),
+        path_(std::move(path)),
+        epoch_(epoch),
         size_(node_->contents.size()) {}
   ~MemWritableFile() override { (void)Close(); }
 
@@ -354,7 +358,8 @@ Status MemEnv::RenameFile(const std::string& from, const std::string& to) {
   if (src.node == dst.node) return Status::OK();  // POSIX: links to one file, nothing to do
   if (src.node->is_dir) {
     if (dst.path.starts_with(src.path + "/")) return PathError("rename", what, "Invalid argument");
-    if (dst.node != nullptr && !dst.node->is_dir) return PathError("rename", what, "Not a directory");
+    if (dst.node != nullptr && !dst.node->is_dir)
+      return PathError("rename", what, "Not a directory");
     if (dst.node != nullptr && !dst.node->entries.empty()) {
       return PathError("rename", what, "Directory not empty");
     }
@@ -388,8 +393,7 @@ Status MemEnv::TruncateFile(const std::string& path, uint64_t size) {
   if (r.node->is_dir) return PathError("truncate", path, "Is a directory");
   if (size > r.node->contents.size()) {
     return Status::InvalidArgument("truncate " + path + ": size " + std::to_string(size) +
-                                   " exceeds file size " +
-                                   std::to_string(r.node->contents.size()));
+                                   " exceeds file size " + std::to_string(r.node->contents.size()));
   }
   r.node->Truncate(size);
   return Status::OK();
@@ -434,7 +438,7 @@ void MemEnv::ResetToDurableState(
   locks_.clear();
   std::set<const Node*> seen;  // hard links: each file is cut once
   std::function<void(const NodePtr&, const std::string&)> visit = [&](const NodePtr& node,
-                                                                       const std::string& path) {
+                                                                      const std::string& path) {
     if (!seen.insert(node.get()).second) return;
     if (node->is_dir) {
       node->entries = node->durable_entries;

@@ -81,9 +81,11 @@ class MemEnv : public Env {
   };
 
   // Called with the env's mutex held before each operation of the kinds
-  // above, after a stale handle is rejected and before anything else is
-  // checked or changed. A non-ok result fails the operation, which then
-  // changes nothing. `path` is normalized. Must not call back into the env.
+  // above: after a stale or closed handle is rejected, before the path is
+  // resolved or anything is changed (so an operation that then fails, e.g.
+  // on a missing file, was still seen). A non-ok result fails the operation,
+  // which then changes nothing. `path` is normalized (for LinkFile the new
+  // name, for RenameFile the old one). Must not call back into the env.
   virtual Status BeforeOp(Op op, const std::string& path);
 
   // Called with the env's mutex held after a successful Read of `n` bytes at
@@ -125,8 +127,8 @@ class MemEnv : public Env {
   void ReleaseLock(const std::string& path, uint64_t id);
 
   mutable std::mutex mu_;
-  NodePtr root_;   // "/"
-  NodePtr cwd_;    // "." : the root of relative paths
+  NodePtr root_;        // "/"
+  NodePtr cwd_;         // "." : the root of relative paths
   uint64_t epoch_ = 0;  // bumped by ResetToDurableState; handles remember theirs
   uint64_t next_lock_id_ = 1;
   std::map<std::string, uint64_t> locks_;  // normalized path -> holder id

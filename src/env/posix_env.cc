@@ -145,9 +145,9 @@ class PosixRandomAccessFile final : public RandomAccessFile {
         return PosixError(errno, "pread", path_);
       }
       if (got == 0) {
-        return Status::IOError("read " + path_ + ": short read at offset " + std::to_string(offset) +
-                               ": wanted " + std::to_string(n) + " bytes, file has " +
-                               std::to_string(done) + " there");
+        return Status::IOError("read " + path_ + ": short read at offset " +
+                               std::to_string(offset) + ": wanted " + std::to_string(n) +
+                               " bytes, file has " + std::to_string(done) + " there");
       }
       done += static_cast<size_t>(got);
     }
@@ -216,8 +216,8 @@ class PosixEnv final : public Env {
     if (options.map_bytes > 0) {
       // The file may be shorter than the mapping (it is still growing): that
       // is allowed, and pages fill in as the file is appended to.
-      void* map = ::mmap(nullptr, static_cast<size_t>(options.map_bytes), PROT_READ, MAP_SHARED,
-                         fd, 0);
+      void* map =
+          ::mmap(nullptr, static_cast<size_t>(options.map_bytes), PROT_READ, MAP_SHARED, fd, 0);
       if (map == MAP_FAILED) {
         const int err = errno;
         ::close(fd);
@@ -280,7 +280,8 @@ class PosixEnv final : public Env {
   }
 
   Status RenameFile(const std::string& from, const std::string& to) override {
-    if (::rename(from.c_str(), to.c_str()) != 0) return PosixError(errno, "rename", from + " " + to);
+    if (::rename(from.c_str(), to.c_str()) != 0)
+      return PosixError(errno, "rename", from + " " + to);
     return Status::OK();
   }
 

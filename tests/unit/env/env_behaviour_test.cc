@@ -34,12 +34,8 @@ class EnvBehaviourTest : public testing::TestWithParam<EnvKind> {
         env_ = Env::Posix();
         dir_ = temp_->path();
         return;
-      case EnvKind::kMem:
-        owned_ = std::make_unique<MemEnv>();
-        break;
-      case EnvKind::kFault:
-        owned_ = std::make_unique<FaultEnv>();
-        break;
+      case EnvKind::kMem: owned_ = std::make_unique<MemEnv>(); break;
+      case EnvKind::kFault: owned_ = std::make_unique<FaultEnv>(); break;
     }
     env_ = owned_.get();
     dir_ = "/test";
@@ -119,7 +115,8 @@ TEST_P(EnvBehaviourTest, ReadPastEndIsShortRead) {
   ASSERT_OK(reader);
   char scratch[32];
   std::string_view got;
-  for (const auto& [offset, n] : std::vector<std::pair<uint64_t, size_t>>{{5, 6}, {10, 1}, {50, 2}}) {
+  for (const auto& [offset, n] :
+       std::vector<std::pair<uint64_t, size_t>>{{5, 6}, {10, 1}, {50, 2}}) {
     Status s = (*reader)->Read(offset, n, scratch, &got);
     EXPECT_TRUE(s.IsIOError()) << s.ToString();
     EXPECT_NE(s.message().find("short read"), std::string::npos) << s.ToString();
@@ -176,7 +173,7 @@ TEST_P(EnvBehaviourTest, DeleteFileAndDir) {
 
   ASSERT_OK(env_->CreateDir(Path("d")));
   Write("d/f", "x");
-  EXPECT_FALSE(env_->DeleteDir(Path("d")).ok());  // not empty
+  EXPECT_FALSE(env_->DeleteDir(Path("d")).ok());   // not empty
   EXPECT_FALSE(env_->DeleteFile(Path("d")).ok());  // a directory
   ASSERT_OK(env_->DeleteFile(Path("d/f")));
   ASSERT_OK(env_->DeleteDir(Path("d")));
@@ -301,7 +298,7 @@ TEST_P(EnvBehaviourTest, SyncPreallocateAndSyncDir) {
   ASSERT_OK(env_->SyncDir(dir_));
   Result<uint64_t> size = env_->GetFileSize(Path("f"));
   ASSERT_OK(size);
-  EXPECT_EQ(*size, 4u);  // preallocation does not change the size
+  EXPECT_EQ(*size, 4u);                         // preallocation does not change the size
   EXPECT_FALSE(env_->SyncDir(Path("f")).ok());  // not a directory
 }
 

@@ -15,9 +15,9 @@ namespace {
 
 TEST(MemEnvTest, NormalizesPaths) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"/", "/"},          {"//", "/"},         {"/a//b/", "/a/b"}, {"/a/./b", "/a/b"},
-      {"/a/../b", "/b"},   {"/..", "/"},        {".", "."},         {"./", "."},
-      {"a/b", "a/b"},      {"./a//b/.", "a/b"}, {"a/..", "."},      {"../a", "../a"},
+      {"/", "/"},        {"//", "/"},         {"/a//b/", "/a/b"}, {"/a/./b", "/a/b"},
+      {"/a/../b", "/b"}, {"/..", "/"},        {".", "."},         {"./", "."},
+      {"a/b", "a/b"},    {"./a//b/.", "a/b"}, {"a/..", "."},      {"../a", "../a"},
   };
   for (const auto& [in, out] : cases) EXPECT_EQ(MemEnv::NormalizePath(in), out) << in;
 }

@@ -2,11 +2,10 @@
 // processes. The behaviour shared with the other Envs is in
 // env_behaviour_test.cc.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <memory>
 #include <string>
