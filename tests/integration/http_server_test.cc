@@ -357,6 +357,44 @@ TEST_F(HttpServerTest, RestartKeepsData) {
   }
 }
 
+TEST_F(HttpServerTest, SigtermUnderLoadAnswersOrRefusesButLosesNothing) {
+  StartServer();
+  constexpr int kThreads = 4;
+  std::mutex mu;
+  std::condition_variable acked_cv;
+  std::map<std::string, std::string> acknowledged;  // guarded by mu
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kThreads; ++t) {
+    writers.emplace_back([&, t] {
+      HttpClient c("127.0.0.1", server_->port(), std::chrono::seconds(10));
+      for (int i = 0;; ++i) {
+        std::string key = "t" + std::to_string(t) + "-" + std::to_string(i);
+        if (!c.Put(key, "v").ok()) return;  // refused or the server is gone
+        {
+          std::lock_guard lock(mu);
+          acknowledged[key] = "v";
+        }
+        acked_cv.notify_all();
+      }
+    });
+  }
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(acked_cv.wait_for(lock, std::chrono::seconds(60),
+                                  [&] { return acknowledged.size() >= 200; }));
+  }
+  std::optional<int> code = server_->Stop();
+  for (auto& w : writers) w.join();
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << server_->Log();
+
+  StartServer();
+  for (const auto& [key, value] : acknowledged) {
+    auto got = client().Get(key);
+    ASSERT_TRUE(got.ok()) << key << ": " << got.status().ToString();
+  }
+}
+
 class CrashTest : public HttpServerTest, public ::testing::WithParamInterface<const char*> {};
 
 TEST_P(CrashTest, AcknowledgedWritesSurviveKill9) {
