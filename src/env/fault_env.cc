@@ -30,10 +30,15 @@ void FaultEnv::Crash(const CrashOptions& options) {
   crash_point_reached_ = false;
 }
 
-void FaultEnv::FailAfter(uint64_t n, FaultOp ops, Status error, FaultMode mode) {
+void FaultEnv::FailAfter(uint64_t n, FaultOp ops, Status error, FaultMode mode,
+                         const std::string& path_prefix) {
   RKV_ASSERT(!error.ok());
+  // Normalized like the paths it is compared with, keeping a trailing '/' so
+  // that "/db/wal/" does not match "/db/wal2/x".
+  std::string prefix = path_prefix.empty() ? std::string() : NormalizePath(path_prefix);
+  if (!path_prefix.empty() && path_prefix.back() == '/' && prefix.back() != '/') prefix += '/';
   std::lock_guard<std::mutex> guard(fault_mu_);
-  rules_.push_back(Rule{n, ops, std::move(error), mode, /*active=*/true});
+  rules_.push_back(Rule{n, ops, std::move(error), mode, std::move(prefix), /*active=*/true});
 }
 
 void FaultEnv::ClearFaults() {
@@ -106,16 +111,19 @@ Status FaultEnv::BeforeOp(Op op, const std::string& path) {
                              " refused");
     }
   }
+  const auto applies = [&](const Rule& rule) {
+    return rule.active && Matches(rule.ops, kind) && path.starts_with(rule.path_prefix);
+  };
   // An operation that fails did not succeed, so no rule counts it.
   for (Rule& rule : rules_) {
-    if (rule.active && Matches(rule.ops, kind) && rule.successes_left == 0) {
+    if (applies(rule) && rule.successes_left == 0) {
       if (rule.mode == FaultMode::kOneShot) rule.active = false;
       ++injected_failures_;
       return rule.error;
     }
   }
   for (Rule& rule : rules_) {
-    if (rule.active && Matches(rule.ops, kind)) --rule.successes_left;
+    if (applies(rule)) --rule.successes_left;
   }
   return Status::OK();
 }

@@ -129,8 +129,12 @@ class FaultEnv : public MemEnv {
 
   // After `n` more operations of the kinds in `ops` succeed, fails the
   // following one (kOneShot) or all following ones (kPersistent) with
-  // `error`, which is returned as given. REQUIRES: !error.ok().
-  void FailAfter(uint64_t n, FaultOp ops, Status error, FaultMode mode = FaultMode::kPersistent);
+  // `error`, which is returned as given. With a `path_prefix`, the rule sees
+  // (counts and fails) only operations on paths starting with it, e.g.
+  // "/node1/wal/" (both normalized; a trailing '/' is kept). REQUIRES:
+  // !error.ok().
+  void FailAfter(uint64_t n, FaultOp ops, Status error, FaultMode mode = FaultMode::kPersistent,
+                 const std::string& path_prefix = {});
   // Removes every FailAfter rule (not the crash point).
   void ClearFaults();
   // How many operations failed because of FailAfter rules or the crash point.
@@ -166,6 +170,7 @@ class FaultEnv : public MemEnv {
     FaultOp ops;
     Status error;
     FaultMode mode;
+    std::string path_prefix;
     bool active;
   };
 

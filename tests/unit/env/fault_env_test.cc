@@ -326,6 +326,26 @@ TEST_F(FaultEnvTest, RulesCountOnlyTheirOwnKinds) {
   EXPECT_TRUE(env_.FileExists("/db/f"));
 }
 
+TEST_F(FaultEnvTest, RulesCanBeLimitedToAPathPrefix) {
+  ASSERT_OK(env_.CreateDir("/db/wal"));
+  ASSERT_OK(env_.CreateDir("/db/data"));
+  Result<std::unique_ptr<WritableFile>> wal = env_.NewWritableFile("/db/wal/1.log");
+  ASSERT_OK(wal);
+  Result<std::unique_ptr<WritableFile>> data = env_.NewWritableFile("/db/data/1.data");
+  ASSERT_OK(data);
+  env_.FailAfter(1, FaultOp::kSync, Status::IOError("wal fsync"), FaultMode::kPersistent,
+                 "/db//wal/../wal/");  // compared with normalized paths: "/db/wal/"
+  Result<std::unique_ptr<WritableFile>> wal2 = env_.NewWritableFile("/db/wal2");
+  ASSERT_OK(wal2);
+  ASSERT_OK((*data)->Sync());  // not counted: another directory
+  ASSERT_OK((*wal2)->Sync());  // "/db/wal2" does not start with "/db/wal/"
+  ASSERT_OK((*wal)->Sync());
+  ASSERT_OK((*data)->Sync());
+  EXPECT_EQ((*wal)->Sync(), Status::IOError("wal fsync"));
+  ASSERT_OK((*data)->Sync());
+  ASSERT_OK((*wal2)->Sync());
+}
+
 TEST_F(FaultEnvTest, BitFlipsAlterReadsNotTheFile) {
   Write("/db/f", std::string(8, '\0'), /*sync=*/false);
   env_.FlipBitOnRead("/db/f", 3, 0);
