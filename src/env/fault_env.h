@@ -141,7 +141,7 @@ class FaultEnv : public MemEnv {
   uint64_t InjectedFailureCount() const;
 
   // The first `k` mutating operations from now succeed; every later one does
-  // nothing and returns IOError("crash point"), until Crash().
+  // nothing and returns IOError("crash point: ..."), until Crash().
   void SetCrashPoint(uint64_t k);
   // Whether an operation has been refused by the crash point.
   bool CrashPointReached() const;
