@@ -336,16 +336,52 @@ class Arena {
   std::vector<uint32_t> free_heads_;  // by size in units
 };
 
+// The hash of a key. Keys of up to 16 bytes (the common case) are hashed
+// inline with one 128-bit multiply (wyhash's mixing step), which is good in
+// all 64 bits as abseil's tables need; longer keys use absl::Hash.
+inline uint64_t Mix(uint64_t a, uint64_t b) {
+  __extension__ using Wide = unsigned __int128;
+  const Wide product = static_cast<Wide>(a) * b;
+  return static_cast<uint64_t>(product) ^ static_cast<uint64_t>(product >> 64);
+}
+
+inline uint64_t HashKey(std::string_view key) {
+  constexpr uint64_t kSeed0 = 0xa0761d6478bd642fULL;
+  constexpr uint64_t kSeed1 = 0xe7037ed1a0b428dbULL;
+  constexpr uint64_t kSeed2 = 0x8ebc6af09c88c6e3ULL;
+  const size_t n = key.size();
+  const auto* p = reinterpret_cast<const unsigned char*>(key.data());
+  uint64_t a = 0;
+  uint64_t b = 0;
+  if (n >= 8 && n <= 16) {
+    std::memcpy(&a, p, 8);
+    std::memcpy(&b, p + n - 8, 8);
+  } else if (n >= 4 && n < 8) {
+    uint32_t lo;
+    uint32_t hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + n - 4, 4);
+    a = lo;
+    b = hi;
+  } else if (n > 0 && n < 4) {
+    a = (uint64_t{p[0]} << 16) | (uint64_t{p[n / 2]} << 8) | p[n - 1];
+  } else if (n > 16) {
+    return absl::Hash<absl::string_view>()(absl::string_view(key.data(), n));
+  }
+  // Two rounds, each with a constant multiplier, so no key makes a product
+  // vanish for a whole family of keys.
+  return Mix(Mix(a ^ kSeed1, kSeed0) ^ b ^ kSeed2, kSeed1 ^ n);
+}
+
 // Hash and equality for the point index: entries are hashed by key bytes, so
 // a lookup by key needs no entry.
 struct EntryHash {
   using is_transparent = void;
   const Arena* arena;
 
-  size_t operator()(uint32_t index) const { return (*this)(arena->Key(index)); }
-  size_t operator()(absl::string_view key) const { return absl::Hash<absl::string_view>()(key); }
-  size_t operator()(std::string_view key) const {
-    return (*this)(absl::string_view(key.data(), key.size()));
+  size_t operator()(uint32_t index) const { return HashKey(arena->Key(index)); }
+  size_t operator()(absl::string_view key) const {
+    return HashKey(std::string_view(key.data(), key.size()));
   }
 };
 
