@@ -150,8 +150,13 @@ Status EngineImpl::Open() {
 
   if (!env_->FileExists(dir_)) {
     if (!options_.create_if_missing) return Status::NotFound(fmt::format("{} does not exist", dir_));
+    RKV_RETURN_IF_ERROR(env_->CreateDir(dir_));
+    // The new directory's own entry must be durable, or a crash loses it
+    // with everything synced inside it.
+    const size_t slash = dir_.find_last_of('/', dir_.size() > 1 ? dir_.size() - 2 : 0);
+    const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : dir_.substr(0, slash);
+    RKV_RETURN_IF_ERROR(env_->SyncDir(parent));
   }
-  RKV_RETURN_IF_ERROR(env_->CreateDir(dir_));
   auto lock = env_->LockFile(JoinPath(dir_, "LOCK"));
   if (!lock.ok()) return lock.status();
   lock_ = std::move(*lock);
@@ -523,13 +528,12 @@ Status EngineImpl::WriteRecords(std::vector<RecordSpec>& specs, bool batch) {
   EncodeFixed32(count, static_cast<uint32_t>(specs.size()));
   if (batch) specs.push_back(RecordSpec{RecordType::kBatchCommit, 0, 0, 0, {}, std::string_view(count, 4)});
   size_t total = 0;
-  for (RecordSpec& spec : specs) {
-    spec.seq = ++last_seq_;
-    total += RecordSize(spec);
-  }
-
+  for (const RecordSpec& spec : specs) total += RecordSize(spec);
   Status s = MakeRoomLocked(total);
   if (!s.ok()) return s;
+  // Sequence numbers only after making room: a roll marks everything up to
+  // last_seq_ durable, which must not include these records yet.
+  for (RecordSpec& spec : specs) spec.seq = ++last_seq_;
   const uint64_t first_offset = active_size_;
   RKV_ASSERT(first_offset + total <= UINT32_MAX);
   if (total <= buf_capacity_ - buf_len_) {
@@ -946,10 +950,11 @@ Status EngineImpl::DoMerge() {
     if (out != nullptr && out->size + size > options_.data_file_size_max) RKV_RETURN_IF_ERROR(finish_output());
     if (out == nullptr) {
       if (next_id >= active_id) return Status::Aborted("no file id left below the active file");
-      out = std::make_unique<MergeOutput>();
-      out->id = next_id++;
-      out->tmp_path = JoinPath(dir_, DataFileName(out->id) + ".tmp");
-      RKV_ASSIGN_OR_RETURN(out->writer, env_->NewWritableFile(out->tmp_path));
+      auto next = std::make_unique<MergeOutput>();
+      next->id = next_id++;
+      next->tmp_path = JoinPath(dir_, DataFileName(next->id) + ".tmp");
+      RKV_ASSIGN_OR_RETURN(next->writer, env_->NewWritableFile(next->tmp_path));
+      out = std::move(next);
       out->pending = EncodeFileHeader(kDataMagic, out->id);
       out->size = kFileHeaderSize;
       out->hint = std::make_unique<HintWriter>(out->id);
@@ -1007,6 +1012,7 @@ Status EngineImpl::DoMerge() {
   if (!status.ok()) {
     // Inputs stay; whatever outputs finished hold copies, which is harmless.
     if (out != nullptr) {
+      RKV_ASSERT(out->writer != nullptr);
       (void)out->writer->Close();
       (void)env_->DeleteFile(out->tmp_path);
     }
@@ -1109,9 +1115,20 @@ Status EngineImpl::Close() {
   if (s.ok()) s = FlushLocked();
   if (s.ok()) s = SyncActiveLocked();
   if (s.ok()) {
-    // A hint for the active file makes the next open fast too.
-    Status hs = BuildHint(active_, active_size_);
-    if (!hs.ok()) RKV_LOG_WARN("event=hint_failed file={} error=\"{}\"", active_->path, hs.ToString());
+    // Hint files for every file still without one (the active file, and
+    // files rolled too recently for the background thread) make the next
+    // open read no values.
+    std::vector<std::pair<std::shared_ptr<DataFile>, uint64_t>> missing;
+    {
+      std::shared_lock l(mu_);
+      for (const auto& [id, file] : by_id_) {
+        if (file == active_ || !file->has_hint) missing.emplace_back(file, file == active_ ? active_size_ : file->size.load());
+      }
+    }
+    for (const auto& [file, size] : missing) {
+      Status hs = BuildHint(file, size);
+      if (!hs.ok()) RKV_LOG_WARN("event=hint_failed file={} error=\"{}\"", file->path, hs.ToString());
+    }
   }
   Status cs = writer_->Close();
   if (s.ok()) s = cs;

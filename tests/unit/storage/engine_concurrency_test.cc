@@ -22,7 +22,7 @@ std::string ValueFor(int writer, int key, int version) {
 TEST(EngineConcurrencyTest, ReadersWritersAndMergeTogether) {
   test::TempDir dir;
   Options options;
-  options.sync_mode = SyncMode::kGroup;
+  options.sync_mode = SyncMode::kNone;  // group commit has its own test below
   options.data_file_size_max = 16 * 1024;
   options.merge_dead_bytes_min = 0;
   options.background_merge = false;
@@ -30,7 +30,7 @@ TEST(EngineConcurrencyTest, ReadersWritersAndMergeTogether) {
   ASSERT_OK(opened);
   std::unique_ptr<Engine> engine = std::move(*opened);
 
-  constexpr int kWriters = 3, kReaders = 3, kKeys = 40, kVersions = 150;
+  constexpr int kWriters = 3, kReaders = 3, kKeys = 40, kVersions = 120;
   std::atomic<bool> done{false};
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
@@ -39,7 +39,7 @@ TEST(EngineConcurrencyTest, ReadersWritersAndMergeTogether) {
       for (int v = 1; v <= kVersions; ++v) {
         for (int k = 0; k < kKeys; ++k) {
           const std::string key = "w" + std::to_string(w) + "k" + std::to_string(k);
-          Status s = (v % 10 == 0) ? engine->Delete(key) : engine->Put(key, ValueFor(w, k, v));
+          Status s = (v % 10 == 5) ? engine->Delete(key) : engine->Put(key, ValueFor(w, k, v));
           if (!s.ok()) failures++;
         }
       }
@@ -91,7 +91,7 @@ TEST(EngineConcurrencyTest, ReadersWritersAndMergeTogether) {
     for (int k = 0; k < kKeys; ++k) {
       auto v = engine->Get("w" + std::to_string(w) + "k" + std::to_string(k));
       ASSERT_OK(v);
-      EXPECT_EQ(*v, ValueFor(w, k, kVersions - 1));
+      EXPECT_EQ(*v, ValueFor(w, k, kVersions));
     }
   }
   EXPECT_GT(engine->GetStats().data_files, 0u);
