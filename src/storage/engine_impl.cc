@@ -482,14 +482,14 @@ Result<std::vector<KeyValue>> EngineImpl::Scan(const ScanOptions& options) {
 Status EngineImpl::Put(std::string_view key, std::string_view value, const PutOptions& options) {
   RKV_RETURN_IF_ERROR(CheckKey(key));
   RKV_RETURN_IF_ERROR(CheckValue(value));
-  std::vector<RecordSpec> specs{RecordSpec{RecordType::kPut, 0, 0, options.expiry_ms, key, value}};
-  return WriteRecords(specs, /*batch=*/false);
+  RecordSpec spec{RecordType::kPut, 0, 0, options.expiry_ms, key, value};
+  return WriteRecords(std::span<RecordSpec>(&spec, 1), /*batch=*/false);
 }
 
 Status EngineImpl::Delete(std::string_view key) {
   RKV_RETURN_IF_ERROR(CheckKey(key));
-  std::vector<RecordSpec> specs{RecordSpec{RecordType::kDelete, 0, 0, 0, key, {}}};
-  return WriteRecords(specs, /*batch=*/false);
+  RecordSpec spec{RecordType::kDelete, 0, 0, 0, key, {}};
+  return WriteRecords(std::span<RecordSpec>(&spec, 1), /*batch=*/false);
 }
 
 Status EngineImpl::Write(const WriteBatch& batch) {
@@ -511,10 +511,14 @@ Status EngineImpl::Write(const WriteBatch& batch) {
     return Status::InvalidArgument(fmt::format(
         "batch is {} bytes; it must fit in one data file ({} bytes)", bytes, options_.data_file_size_max));
   }
+  // The commit record ends the batch: value = the number of records.
+  char count[4];
+  EncodeFixed32(count, static_cast<uint32_t>(specs.size()));
+  specs.push_back(RecordSpec{RecordType::kBatchCommit, 0, 0, 0, {}, std::string_view(count, 4)});
   return WriteRecords(specs, /*batch=*/true);
 }
 
-Status EngineImpl::WriteRecords(std::vector<RecordSpec>& specs, bool batch) {
+Status EngineImpl::WriteRecords(std::span<RecordSpec> specs, bool batch) {
   std::unique_lock w(write_mu_);
   if (closed_) return Status::ShuttingDown("engine is closed");
   if (!background_error_.ok()) return background_error_;
@@ -524,9 +528,7 @@ Status EngineImpl::WriteRecords(std::vector<RecordSpec>& specs, bool batch) {
     if (keydir_.Find(specs[0].key) == nullptr) return Status::OK();  // nothing to delete
   }
 
-  char count[4];
-  EncodeFixed32(count, static_cast<uint32_t>(specs.size()));
-  if (batch) specs.push_back(RecordSpec{RecordType::kBatchCommit, 0, 0, 0, {}, std::string_view(count, 4)});
+  RKV_ASSERT(!batch || specs.back().type == RecordType::kBatchCommit);
   size_t total = 0;
   for (const RecordSpec& spec : specs) total += RecordSize(spec);
   Status s = MakeRoomLocked(total);

@@ -27,6 +27,7 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -93,7 +94,8 @@ class EngineImpl final : public Engine {
                             std::string_view key);
 
   // The write path (write_mu_ held unless said otherwise).
-  Status WriteRecords(std::vector<RecordSpec>& specs, bool batch);
+  // Writes `specs` (a batch ends with its commit record) and publishes them.
+  Status WriteRecords(std::span<RecordSpec> specs, bool batch);
   Status MakeRoomLocked(size_t bytes);
   Status FlushLocked();
   Status RollLocked();
