@@ -100,6 +100,7 @@ void RaftNode::Reset(Term term) {
   pending_reads_.clear();
   read_round_ = 0;
   read_round_confirmed_ = 0;
+  read_round_unsent_ = false;
 }
 
 void RaftNode::ResetRandomizedElectionTimeout() {
@@ -841,12 +842,16 @@ void RaftNode::StartReadIndex(uint64_t request_id) {
   // §6.4 steps 2-3: record the commit index, then confirm leadership with a
   // heartbeat round started after this read arrived. All reads that arrive
   // while a round is in flight share the next one.
-  pending_reads_.push_back({request_id, log_.committed(), read_round_ + 1});
+  // A round whose heartbeats have not left yet (they leave with the next
+  // Ready) may still take this read.
+  const bool join_current = read_round_unsent_ && read_round_ > read_round_confirmed_;
+  pending_reads_.push_back({request_id, log_.committed(), join_current ? read_round_ : read_round_ + 1});
   if (read_round_ == read_round_confirmed_) StartReadRound();
 }
 
 void RaftNode::StartReadRound() {
   ++read_round_;
+  read_round_unsent_ = true;
   progress_.at(id_).read_round_acked = read_round_;
   BroadcastHeartbeat();
 }
@@ -1008,6 +1013,7 @@ Ready RaftNode::GetReady() {
     }
   }
   messages_.clear();
+  read_round_unsent_ = false;
 
   ready.must_sync = hard.current_term != persisted_hard_state_.current_term ||
                     hard.voted_for != persisted_hard_state_.voted_for || !ready.entries.empty() ||

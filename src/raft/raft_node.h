@@ -261,6 +261,7 @@ class RaftNode {
   std::deque<PendingRead> pending_reads_;
   uint64_t read_round_ = 0;            // the last round started
   uint64_t read_round_confirmed_ = 0;  // the last round a quorum acknowledged
+  bool read_round_unsent_ = false;     // its heartbeats are still in messages_
   std::vector<ReadState> read_states_;
 
   // A snapshot being received in chunks.
