@@ -19,13 +19,23 @@ std::mutex g_mu;
 Sink g_sink;  // guarded by g_mu
 std::atomic<bool> g_json{false};
 
+std::shared_ptr<spdlog::logger> MakeLogger(const char* name, const char* pattern) {
+  auto l = std::make_shared<spdlog::logger>(name, std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  l->set_pattern(pattern, spdlog::pattern_time_type::utc);
+  l->set_level(spdlog::level::trace);
+  return l;
+}
+
+// Text lines: "2026-01-02T03:04:05.678901Z info event=... key=value".
 spdlog::logger& Logger() {
-  static std::shared_ptr<spdlog::logger> logger = [] {
-    auto l = std::make_shared<spdlog::logger>("rkv", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-    l->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %l %v", spdlog::pattern_time_type::utc);
-    l->set_level(spdlog::level::trace);
-    return l;
-  }();
+  static std::shared_ptr<spdlog::logger> logger = MakeLogger("rkv", "%Y-%m-%dT%H:%M:%S.%fZ %l %v");
+  return *logger;
+}
+
+// JSON lines: {"ts":"...","level":"info","msg":"event=... key=value"}.
+spdlog::logger& JsonLogger() {
+  static std::shared_ptr<spdlog::logger> logger =
+      MakeLogger("rkv-json", R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ",%v})");
   return *logger;
 }
 
@@ -96,18 +106,20 @@ void Write(Level level, std::string_view message) {
     }
   }
   if (g_json) {
-    std::string line = "{\"level\":\"";
-    line += LevelName(level);
-    line += "\",\"msg\":";
-    AppendJsonString(&line, message);
-    line += "}";
-    Logger().log(ToSpd(level), "{}", line);
+    std::string fields = "\"level\":\"";
+    fields += LevelName(level);
+    fields += "\",\"msg\":";
+    AppendJsonString(&fields, message);
+    JsonLogger().log(ToSpd(level), "{}", fields);
   } else {
     Logger().log(ToSpd(level), "{}", message);
   }
 }
 
-void Flush() { Logger().flush(); }
+void Flush() {
+  Logger().flush();
+  JsonLogger().flush();
+}
 
 void SetSink(Sink sink) {
   std::lock_guard lock(g_mu);
