@@ -28,7 +28,9 @@ configure: deps
 build: configure
 	@cmake --build --preset $(PRESET)
 
-run: build
+# Builds only the server, then starts it in the foreground (Ctrl-C stops it).
+run: configure
+	@cmake --build --preset $(PRESET) --target raft-kv
 	./$(BUILD)/bin/raft-kv $(ARGS)
 
 test: build
