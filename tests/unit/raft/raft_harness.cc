@@ -148,7 +148,19 @@ bool Network::Dropped(const Message& m) const {
 
 void Network::Enqueue(Message m) {
   trace_.push_back(m);
-  if (!Dropped(m)) queue_.push_back(std::move(m));
+  if (Dropped(m)) return;
+  if (fault_random_) {
+    if (fault_random_->Chance(drop_probability_)) return;
+    if (fault_random_->Chance(duplicate_probability_)) queue_.push_back(m);
+  }
+  queue_.push_back(std::move(m));
+}
+
+void Network::SetRandomFaults(uint64_t seed, double drop, double duplicate, bool reorder) {
+  fault_random_.emplace(seed);
+  drop_probability_ = drop;
+  duplicate_probability_ = duplicate;
+  reorder_ = reorder;
 }
 
 bool Network::HandleReady(uint64_t id) {
@@ -176,10 +188,11 @@ bool Network::HandleReady(uint64_t id) {
     peer.applied_index = e.index;
     peer.applied.push_back(e);
     if (e.type == EntryType::kNormal && !e.data.empty()) peer.state.push_back(e.data);
-    auto [it, inserted] = applied_at_.emplace(e.index.value(), e);
+    auto [it, inserted] =
+        applied_at_.emplace(e.index.value(), std::make_pair(e, peer.node->current_term()));
     if (!inserted) {
-      EXPECT_EQ(it->second, e) << "state machine safety: two entries applied at index "
-                               << e.index;
+      EXPECT_EQ(it->second.first, e) << "state machine safety: two entries applied at index "
+                                     << e.index;
     }
   }
   for (const ReadState& r : ready.read_states) peer.read_states.push_back(r);
@@ -201,6 +214,11 @@ void Network::Stabilize() {
     }
     std::deque<Message> batch;
     batch.swap(queue_);
+    if (fault_random_ && reorder_) {
+      for (size_t i = batch.size(); i > 1; --i) {
+        std::swap(batch[i - 1], batch[fault_random_->Uniform(i)]);
+      }
+    }
     for (const Message& m : batch) {
       auto it = peers_.find(m.to.value());
       if (it == peers_.end()) continue;
@@ -279,6 +297,7 @@ std::vector<uint64_t> Network::LeaderIds() const {
 
 void Network::Compact(uint64_t id) {
   Peer& peer = peers_.at(id);
+  if (peer.applied_index < peer.storage->FirstIndex()) return;  // nothing new to compact
   ASSERT_TRUE(peer.storage
                   ->CreateSnapshot(peer.applied_index, peer.node->configuration(),
                                    EncodeState(peer.state))
@@ -296,12 +315,39 @@ std::vector<uint64_t> Network::LogTerms(uint64_t id) {
 }
 
 void Network::CheckSafety() {
+  // Log Matching (§5.3): entries with the same index and term are the same
+  // entry and follow the same previous term, on every server.
+  std::map<std::pair<uint64_t, uint64_t>, std::pair<std::string, uint64_t>> seen;
   for (auto& [id, peer] : peers_) {
-    peer.node->CheckInvariants();
-    if (peer.node->role() == Role::kLeader) {
-      const uint64_t term = peer.node->current_term().value();
+    const RaftNode& node = *peer.node;
+    node.CheckInvariants();
+    if (node.role() == Role::kLeader) {
+      // Election Safety: at most one leader per term, ever.
+      const uint64_t term = node.current_term().value();
       auto [it, inserted] = leader_of_term_.emplace(term, id);
       EXPECT_EQ(it->second, id) << "election safety: two leaders in term " << term;
+      // Leader Completeness: every applied (so committed) entry is in the log
+      // of every later leader, unless compacted away.
+      for (const auto& [index, applied] : applied_at_) {
+        // The entry was committed in a term <= applied_term; only leaders of
+        // later terms are bound to hold it.
+        const auto& [entry, applied_term] = applied;
+        if (node.current_term() <= applied_term) continue;
+        Result<Term> t = node.log().TermAt(LogIndex{index});
+        if (!t.ok()) continue;
+        EXPECT_EQ(*t, entry.term) << "leader completeness: leader " << id << " index " << index;
+      }
+    }
+    const RaftLog& log = node.log();
+    for (LogIndex i = log.FirstIndex(); i <= log.LastIndex(); i = i + 1) {
+      Result<std::vector<Entry>> e = log.Slice(i, i + 1, UINT64_MAX);
+      Result<Term> prev = log.TermAt(i - 1);
+      if (!e.ok() || e->empty() || !prev.ok()) continue;
+      const Entry& entry = e->front();
+      auto key = std::make_pair(i.value(), entry.term.value());
+      auto value = std::make_pair(entry.data, prev->value());
+      auto [it, inserted] = seen.emplace(key, value);
+      EXPECT_EQ(it->second, value) << "log matching: node " << id << " index " << i;
     }
   }
 }

@@ -18,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -116,6 +117,11 @@ class Network {
   void Isolate(uint64_t id);
   void DropIf(std::function<bool(const Message&)> predicate);
   void Heal();
+  // Random faults on every later delivery, drawn from `seed`: each message
+  // is dropped with probability `drop`, delivered twice with probability
+  // `duplicate`, and each batch is shuffled when `reorder` is set.
+  void SetRandomFaults(uint64_t seed, double drop, double duplicate, bool reorder);
+  void ClearRandomFaults() { fault_random_.reset(); }
 
   // Observations.
   const std::vector<std::string>& applied_commands(uint64_t id) { return peers_.at(id).state; }
@@ -153,8 +159,14 @@ class Network {
   std::set<std::pair<uint64_t, uint64_t>> cut_;
   std::vector<std::function<bool(const Message&)>> drop_rules_;
   std::vector<Message> trace_;
+  std::optional<Random> fault_random_;
+  double drop_probability_ = 0;
+  double duplicate_probability_ = 0;
+  bool reorder_ = false;
   std::map<uint64_t, uint64_t> leader_of_term_;
-  std::map<uint64_t, Entry> applied_at_;  // index -> entry applied there (any node)
+  // index -> the entry applied there (by any node) and the term of the
+  // node that applied it first (at least the term it was committed in).
+  std::map<uint64_t, std::pair<Entry, Term>> applied_at_;
 };
 
 }  // namespace rkv::raft::test
