@@ -32,7 +32,7 @@
 // the arena and the indexes check one another.
 //
 // Order() sorts the batch and, when consecutive batch values are expected to
-// land close together in the btree (size <= batch * kMaxWalk), walks the
+// land close together in the btree (size <= batch * kWalkGap), walks the
 // btree from one insertion point to the next instead of descending from the
 // root for each value.
 //
@@ -88,9 +88,12 @@ constexpr uint32_t kMaxEntryUnits =
 // Put orders the pending list itself once it is this long, which bounds the
 // list and the work of a later Order().
 constexpr size_t kMaxPending = 128 * 1024;
-// Order() walks at most this many btree positions from one insertion to the
-// next before it falls back to a descent from the root.
-constexpr int kMaxWalk = 128;
+// Order() walks the btree from one insertion point to the next when the
+// values of a batch are expected at most kWalkGap positions apart (about one
+// leaf: each leaf crossed costs a cache miss, as much as the lower levels of
+// a descent from the root), and gives up after kMaxWalk positions.
+constexpr size_t kWalkGap = 16;
+constexpr int kMaxWalk = 32;
 
 enum class EntryState : uint8_t {
   kFree = 0xF0,         // on a free list
@@ -568,7 +571,7 @@ void Keydir::Order() {
   // When that is short, walk the btree from the previous insertion (in-leaf
   // steps, decided by the prefix without touching entries) instead of
   // descending from the root for each value.
-  const bool walk = impl.ordered.size() <= values.size() * size_t{kMaxWalk};
+  const bool walk = impl.ordered.size() <= values.size() * kWalkGap;
   auto hint = impl.ordered.end();
   bool have_hint = false;
   for (uint64_t value : values) {
