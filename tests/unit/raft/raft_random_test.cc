@@ -27,6 +27,9 @@ void RunRandomCluster(uint64_t seed) {
                 c->snapshot_chunk_bytes = 16;
               },
               seed);
+  // Node 6 starts outside the cluster; it joins as a learner, is promoted,
+  // and node 5 is removed, while everything else goes on.
+  net.AddNode(6, MakeConfiguration({1, 2, 3, 4, 5}));
   Random random(seed);
   net.SetRandomFaults(seed * 7 + 1, 0.1, 0.05, true);
   uint64_t proposals = 0;
@@ -34,7 +37,7 @@ void RunRandomCluster(uint64_t seed) {
   for (int step = 0; step < 300 && !::testing::Test::HasFailure(); ++step) {
     net.TickAndStabilize(1);
     const std::vector<uint64_t> leaders = net.LeaderIds();
-    const uint64_t any = random.Range(1, 5);
+    const uint64_t any = random.Range(1, 6);
     const uint64_t action = random.Uniform(100);
     if (action < 35) {
       if (!leaders.empty()) {
@@ -53,6 +56,17 @@ void RunRandomCluster(uint64_t seed) {
       if (!leaders.empty()) (void)net.node(leaders.back()).TransferLeadership(NodeId{any});
     } else if (action < 60) {
       if (!leaders.empty()) (void)net.node(leaders.back()).ReadIndex(++read_id);
+    } else if (action < 63) {
+      if (!leaders.empty()) {
+        RaftNode& leader = net.node(leaders.back());
+        const Configuration& c = leader.configuration();
+        ConfChange change{ConfChangeType::kAddLearner, NodeId{6}};
+        if (c.IsLearner(NodeId{6})) change = {ConfChangeType::kPromoteLearner, NodeId{6}};
+        if (c.IsVoter(NodeId{6})) change = {ConfChangeType::kRemoveNode, NodeId{5}};
+        // Finally a learner that never starts (a member that is down).
+        if (!c.IsMember(NodeId{5})) change = {ConfChangeType::kAddLearner, NodeId{9}};
+        (void)leader.ProposeConfChange(change);
+      }
     }
     net.Stabilize();
   }
@@ -66,8 +80,9 @@ void RunRandomCluster(uint64_t seed) {
     if (leaders.size() != 1) continue;
     const RaftNode& leader = net.node(leaders[0]);
     converged = leader.commit_index() == leader.last_index();
-    for (uint64_t id = 1; id <= 5 && converged; ++id) {
-      converged = net.node(id).applied_index() == leader.commit_index() &&
+    for (NodeId member : leader.configuration().voters) {
+      const uint64_t id = member.value();
+      converged = converged && net.node(id).applied_index() == leader.commit_index() &&
                   net.applied_commands(id) == net.applied_commands(leaders[0]);
     }
   }
@@ -82,6 +97,12 @@ void RunRandomCluster(uint64_t seed) {
     std::fprintf(stderr, "seed %lu: proposals %lu applied %zu snapshot chunks %zu terms %zu\n",
                  static_cast<unsigned long>(seed), static_cast<unsigned long>(proposals),
                  net.applied_commands(1).size(), snapshots, terms.size());
+    const std::vector<uint64_t> leaders = net.LeaderIds();
+    if (!leaders.empty()) {
+      const Configuration& c = net.node(leaders[0]).configuration();
+      std::fprintf(stderr, "  voters %zu learners %zu 6-voter %d\n", c.voters.size(),
+                   c.learners.size(), c.IsVoter(NodeId{6}) ? 1 : 0);
+    }
   }
   if (converged) {
     const std::vector<uint64_t> leaders = net.LeaderIds();
