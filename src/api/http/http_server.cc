@@ -33,6 +33,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -94,6 +95,16 @@ class ConnectionGuard {
   std::shared_ptr<State> state_;
 };
 
+// Where a reply meets the connection waiting for it. A reply given before
+// Handle() returns (reads, bad requests) is taken directly, without a trip
+// through the scheduler; a later one, from any thread, is posted to the
+// connection's executor.
+struct ReplySlot {
+  std::mutex mu;
+  std::optional<HttpResponse> reply;          // arrived, not yet taken
+  std::function<void(HttpResponse)> deliver;  // set once the connection waits
+};
+
 // Holds the coroutine's completion handler until the service answers. The
 // io_context is destroyed after the handler (members go in reverse order).
 template <typename Handler>
@@ -102,25 +113,57 @@ struct PendingReply {
   std::optional<Handler> handler;
 };
 
-// Runs the request through the handler and resumes on the connection's
-// executor with the reply.
-asio::awaitable<HttpResponse> Dispatch(State* state, std::shared_ptr<asio::io_context> io_context,
-                                       HttpRequest request) {
+// Hands the request to the handler. Returns the reply if it came before
+// Handle() returned; otherwise the slot will get it.
+std::optional<HttpResponse> StartRequest(State* state, const std::shared_ptr<ReplySlot>& slot,
+                                         HttpRequest request) {
+  state->handler->Handle(std::move(request), [slot](HttpResponse response) {
+    std::function<void(HttpResponse)> deliver;
+    {
+      std::lock_guard lock(slot->mu);
+      if (!slot->deliver) {
+        slot->reply = std::move(response);
+        return;
+      }
+      deliver = std::move(slot->deliver);
+    }
+    deliver(std::move(response));
+  });
+  std::lock_guard lock(slot->mu);
+  std::optional<HttpResponse> reply = std::move(slot->reply);
+  slot->reply.reset();
+  return reply;
+}
+
+// Waits for the reply of a request StartRequest() did not answer at once;
+// resumes on the connection's executor.
+asio::awaitable<HttpResponse> AwaitReply(std::shared_ptr<ReplySlot> slot,
+                                         std::shared_ptr<asio::io_context> io_context) {
   return asio::async_initiate<decltype(asio::use_awaitable), void(HttpResponse)>(
-      [state, io_context = std::move(io_context),
-       request = std::move(request)](auto handler) mutable {
+      [slot = std::move(slot), io_context = std::move(io_context)](auto handler) mutable {
         using Handler = decltype(handler);
         auto pending = std::make_shared<PendingReply<Handler>>();
         pending->io_context = std::move(io_context);
         pending->handler.emplace(std::move(handler));
-        state->handler->Handle(std::move(request), [pending](HttpResponse response) {
+        auto deliver = [pending](HttpResponse response) {
           Handler h = std::move(*pending->handler);
           pending->handler.reset();
           auto executor = asio::get_associated_executor(h);
           asio::post(executor, [h = std::move(h), response = std::move(response)]() mutable {
             std::move(h)(std::move(response));
           });
-        });
+        };
+        std::optional<HttpResponse> early;
+        {
+          std::lock_guard lock(slot->mu);
+          if (slot->reply) {
+            early = std::move(slot->reply);  // answered after StartRequest returned
+            slot->reply.reset();
+          } else {
+            slot->deliver = std::move(deliver);
+          }
+        }
+        if (early) deliver(std::move(*early));
       },
       asio::use_awaitable);
 }
@@ -233,7 +276,16 @@ asio::awaitable<void> Session(tcp::socket socket, std::shared_ptr<State> state,
     const bool keep_alive = request.keep_alive();
 
     InFlightGuard in_flight(state.get());
-    HttpResponse reply = co_await Dispatch(state.get(), weak_io_context.lock(), std::move(req));
+    auto slot = std::make_shared<ReplySlot>();
+    std::optional<HttpResponse> ready = StartRequest(state.get(), slot, std::move(req));
+    // Kept as a plain statement: GCC 12 miscompiles co_await inside a
+    // conditional expression.
+    HttpResponse reply;
+    if (ready) {
+      reply = std::move(*ready);
+    } else {
+      reply = co_await AwaitReply(std::move(slot), weak_io_context.lock());
+    }
     const bool close = !keep_alive || state->stopping.load();
     auto res = ToBeast(std::move(reply), request.version(), !close);
     stream.expires_after(limits.read_timeout);
