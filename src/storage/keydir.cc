@@ -42,18 +42,26 @@
 //
 // Measured with bench/keydir_bench.cc (raft-kv-keydir-bench, RelWithDebInfo,
 // 16-byte random keys, random-order lookups) on the 2-core AMD EPYC VM while
-// it was shared (load average ~7): wall ns / CPU ns per operation, and
-// absl::flat_hash_map<array<uint64,2>, Location> in the same run for scale.
+// other jobs kept it oversubscribed (load average 6-9): wall ns / CPU ns per
+// operation, with absl::flat_hash_map<array<uint64,2>, Location> measured in
+// the same run for scale (64 ns at 1M / 90 ns at 10M on a quiet machine).
+// Wall times under that load are up to 3x the CPU times; quote CPU times,
+// and re-measure on a quiet machine.
 //
 //                            1M keys          10M keys
-//   Find hit                 279 / 182        371 / 232
-//   Find miss                 86 / 50         341 / 123
-//   reference map Find hit   161 / 101        469 / 185
-//   Put new (incl. Order)    511 / 329        975 / 658
-//   Put overwrite            278 / 185        803 / 332
-//   ScanFrom, 100 keys      7043 / 4146     15391 / 5997
-//   RSS delta per key        56.4 B           47.3 B   (overhead 40.4 / 31.3 B)
+//   Find hit                 232 / 151        429 / 216
+//   Find miss                 82 / 52         178 / 90
+//   reference map Find hit   246 / 113        440 / 184
+//   Put new (incl. Order)   1381 / 386       1311 / 615
+//   Put overwrite            395 / 205        402 / 259
+//   ScanFrom, 100 keys      6833 / 4073      9646 / 6109
+//   Erase + Put again       2461 / 1103      3079 / 2047
+//   RSS delta per key        58.5 B           47.3 B   (overhead 42.5 / 31.3 B)
 //   MemoryBytes() per key    57.1 B           51.2 B   (overhead 41.1 / 35.2 B)
+//
+// Put new costs, by profile at 10M: the hash-set probe ~30%, ordering
+// (sort + btree insertion) ~40%, hash-set growth (rehashing dereferences
+// every entry) ~14%, page faults ~7%.
 #include "storage/keydir.h"
 
 #include <sys/mman.h>
@@ -360,18 +368,23 @@ class Arena {
 };
 
 // The hash of a key. Keys of up to 16 bytes (the common case) are hashed
-// inline with one 128-bit multiply (wyhash's mixing step), which is good in
-// all 64 bits as abseil's tables need; longer keys use absl::Hash.
+// inline with 128-bit multiplies (wyhash's mixing step), which is good in all
+// 64 bits as abseil's tables need; longer keys use absl::Hash. Like
+// absl::Hash, the hash is seeded per process (from an address, so by ASLR),
+// so clients cannot precompute keys that collide.
 inline uint64_t Mix(uint64_t a, uint64_t b) {
   __extension__ using Wide = unsigned __int128;
   const Wide product = static_cast<Wide>(a) * b;
   return static_cast<uint64_t>(product) ^ static_cast<uint64_t>(product >> 64);
 }
 
+constexpr uint64_t kHashK0 = 0xa0761d6478bd642fULL;
+constexpr uint64_t kHashK1 = 0xe7037ed1a0b428dbULL;
+constexpr uint64_t kHashK2 = 0x8ebc6af09c88c6e3ULL;
+
+const uint64_t kHashSeed = Mix(reinterpret_cast<uintptr_t>(&kHashSeed) ^ kHashK2, kHashK0);
+
 inline uint64_t HashKey(std::string_view key) {
-  constexpr uint64_t kSeed0 = 0xa0761d6478bd642fULL;
-  constexpr uint64_t kSeed1 = 0xe7037ed1a0b428dbULL;
-  constexpr uint64_t kSeed2 = 0x8ebc6af09c88c6e3ULL;
   const size_t n = key.size();
   const auto* p = reinterpret_cast<const unsigned char*>(key.data());
   uint64_t a = 0;
@@ -392,8 +405,8 @@ inline uint64_t HashKey(std::string_view key) {
     return absl::Hash<absl::string_view>()(absl::string_view(key.data(), n));
   }
   // Two rounds, each with a constant multiplier, so no key makes a product
-  // vanish for a whole family of keys.
-  return Mix(Mix(a ^ kSeed1, kSeed0) ^ b ^ kSeed2, kSeed1 ^ n);
+  // vanish for a whole family of keys; the seed enters before both.
+  return Mix(Mix(a ^ kHashSeed ^ kHashK1, kHashK0) ^ b ^ kHashSeed ^ kHashK2, kHashK1 ^ n);
 }
 
 // Hash and equality for the point index: entries are hashed by key bytes, so
