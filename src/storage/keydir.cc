@@ -87,7 +87,7 @@ constexpr size_t kMaxKeySize = 65535;
 constexpr uint32_t kChunkShift = 18;  // 2^18 units = 2 MiB a chunk
 constexpr uint32_t kChunkUnits = 1u << kChunkShift;
 constexpr size_t kChunkBytes = size_t{kChunkUnits} * kUnit;
-constexpr uint32_t kFirstChunkUnits = 512;  // 4 KiB
+constexpr uint32_t kFirstChunkUnits = 512;                            // 4 KiB
 constexpr size_t kMaxChunks = (size_t{1} << (32 - kChunkShift)) - 1;  // keeps kNil unused
 constexpr uint32_t kNil = std::numeric_limits<uint32_t>::max();
 constexpr uint32_t kMinEntryUnits = 2;  // the header needs 15 bytes
@@ -237,9 +237,7 @@ class Arena {
   EntryState State(uint32_t index) const {
     return static_cast<EntryState>(static_cast<uint8_t>(Base(index)[14]));
   }
-  void SetState(uint32_t index, EntryState state) {
-    Base(index)[14] = static_cast<char>(state);
-  }
+  void SetState(uint32_t index, EntryState state) { Base(index)[14] = static_cast<char>(state); }
 
   // Makes a new entry in state kPending.
   uint32_t New(std::string_view key, const Location& location) {
@@ -457,8 +455,7 @@ struct OrderLess {
   }
 };
 
-using PointIndex =
-    absl::flat_hash_set<uint32_t, EntryHash, EntryEq, CountingAllocator<uint32_t>>;
+using PointIndex = absl::flat_hash_set<uint32_t, EntryHash, EntryEq, CountingAllocator<uint32_t>>;
 using OrderedIndex = absl::btree_set<uint64_t, OrderLess, CountingAllocator<uint64_t>>;
 
 inline absl::string_view AbslView(std::string_view s) {

@@ -163,7 +163,8 @@ TEST(KeydirTest, ScanFromMixesPendingAndOrderedKeysInByteOrder) {
             (std::vector<std::string>{"a", "b", "bb", "c", "d", "e", "f", "g"}));
   // Start bound: inclusive, and between keys.
   EXPECT_EQ(Keys(ScanAll(keydir, "c")), (std::vector<std::string>{"c", "d", "e", "f", "g"}));
-  EXPECT_EQ(Keys(ScanAll(keydir, "b\x01")), (std::vector<std::string>{"bb", "c", "d", "e", "f", "g"}));
+  EXPECT_EQ(Keys(ScanAll(keydir, "b\x01")),
+            (std::vector<std::string>{"bb", "c", "d", "e", "f", "g"}));
   EXPECT_EQ(Keys(ScanAll(keydir, "ba")), (std::vector<std::string>{"bb", "c", "d", "e", "f", "g"}));
   EXPECT_TRUE(ScanAll(keydir, "h").empty());
   EXPECT_EQ(Keys(ScanAll(keydir, "")).size(), 8u);
@@ -173,16 +174,28 @@ TEST(KeydirTest, ScanFromMixesPendingAndOrderedKeysInByteOrder) {
 
 TEST(KeydirTest, ScanOrderIsUnsignedBytesAndLongerAfterPrefix) {
   Keydir keydir;
-  const std::vector<std::string> sorted = {
-      std::string("\x00", 1),     std::string("\x00\x00", 2), std::string("\x00\x01", 2),
-      "a",                        std::string("a\x00", 2),    std::string("a\x00\x00\x00\x00", 5),
-      std::string("a\x00\x00\x00\x01", 5), "ab", "abcd", "abcd\x01", "abce", "b",
-      "\x7f",                     "\x80",                     "\xff",
-      "\xff\xff\xff\xff",         "\xff\xff\xff\xff\xff"};
+  const std::vector<std::string> sorted = {std::string("\x00", 1),
+                                           std::string("\x00\x00", 2),
+                                           std::string("\x00\x01", 2),
+                                           "a",
+                                           std::string("a\x00", 2),
+                                           std::string("a\x00\x00\x00\x00", 5),
+                                           std::string("a\x00\x00\x00\x01", 5),
+                                           "ab",
+                                           "abcd",
+                                           "abcd\x01",
+                                           "abce",
+                                           "b",
+                                           "\x7f",
+                                           "\x80",
+                                           "\xff",
+                                           "\xff\xff\xff\xff",
+                                           "\xff\xff\xff\xff\xff"};
   // Insert in a scrambled order, half before and half after an Order().
   Random random(3);
   std::vector<std::string> shuffled = sorted;
-  for (size_t i = shuffled.size(); i > 1; --i) std::swap(shuffled[i - 1], shuffled[random.Uniform(i)]);
+  for (size_t i = shuffled.size(); i > 1; --i)
+    std::swap(shuffled[i - 1], shuffled[random.Uniform(i)]);
   for (size_t i = 0; i < shuffled.size(); ++i) {
     keydir.Put(shuffled[i], Loc(static_cast<uint32_t>(i)));
     if (i == shuffled.size() / 2) keydir.Order();
@@ -336,7 +349,8 @@ std::string RandomKey(Random& random) {
 
 TEST(KeydirTest, RandomOperationsMatchStdMap) {
   const uint64_t seed = test::TestSeed(20261124);
-  SCOPED_TRACE(testing::Message() << "seed " << seed << " (rerun with RKV_TEST_SEED=" << seed << ")");
+  SCOPED_TRACE(testing::Message() << "seed " << seed << " (rerun with RKV_TEST_SEED=" << seed
+                                  << ")");
   Random random(seed);
   Keydir keydir;
   std::map<std::string, Location> model;
