@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <map>
 #include <string>
 #include <utility>
@@ -333,6 +334,37 @@ TEST(KeydirTest, PendingListStaysBounded) {
     return true;
   });
   EXPECT_EQ(count, keydir.size());
+}
+
+TEST(KeydirTest, OrderInsertsClusteredBatchesIntoALargerIndex) {
+  // A batch whose values sit in two far-apart clusters of a larger ordered
+  // index: inserting it walks within a cluster and must jump between them.
+  Keydir keydir;
+  char buffer[16];
+  auto key_of = [&](int i) {
+    std::snprintf(buffer, sizeof(buffer), "k%06d", i);
+    return std::string(buffer);
+  };
+  std::map<std::string, Location> model;
+  for (int i = 0; i < 40000; i += 2) {
+    keydir.Put(key_of(i), Loc(static_cast<uint32_t>(i)));
+    model.emplace(key_of(i), Loc(static_cast<uint32_t>(i)));
+  }
+  keydir.Order();
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 1 + round * 600; i < 2000 + round * 600; i += 2) {
+      keydir.Put(key_of(i), Loc(1));
+      model.emplace(key_of(i), Loc(1));
+      keydir.Put(key_of(40000 - i), Loc(2));
+      model.emplace(key_of(40000 - i), Loc(2));
+    }
+    EXPECT_TRUE(keydir.NeedsOrdering());
+    keydir.Order();
+    EXPECT_FALSE(keydir.NeedsOrdering());
+    ASSERT_EQ(ScanAll(keydir), Scanned(model.begin(), model.end())) << "round " << round;
+  }
+  EXPECT_EQ(Keys(ScanAll(keydir, key_of(1999), 3)),
+            (std::vector<std::string>{key_of(1999), key_of(2000), key_of(2001)}));
 }
 
 // Random keys from a small alphabet and short lengths, so operations hit the
