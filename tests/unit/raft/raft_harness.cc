@@ -138,6 +138,15 @@ void Network::SetLog(uint64_t id, const std::vector<uint64_t>& terms, uint64_t c
 
 void Network::Restart(uint64_t id) { StartNode(id); }
 
+void Network::CrashDuringReady(uint64_t id) {
+  Peer& peer = peers_.at(id);
+  if (peer.node->HasReady()) {
+    Ready ready = peer.node->GetReady();
+    for (Message& m : ready.messages_before_persist) Enqueue(std::move(m));
+  }
+  StartNode(id);
+}
+
 bool Network::Dropped(const Message& m) const {
   if (cut_.count({m.from.value(), m.to.value()}) > 0) return true;
   for (const auto& rule : drop_rules_) {

@@ -94,6 +94,10 @@ class Network {
   // Crash and restart: the node is rebuilt from its storage; whatever it had
   // not handed out in a Ready is lost.
   void Restart(uint64_t id);
+  // Crash in the middle of handling a Ready: its messages_before_persist
+  // leave, nothing is persisted or applied, and the node restarts from its
+  // storage.
+  void CrashDuringReady(uint64_t id);
 
   // Handles one node's pending Ready, if any. Returns whether there was one.
   bool HandleReady(uint64_t id);

@@ -48,8 +48,16 @@ void RunRandomCluster(uint64_t seed) {
       net.Isolate(any);
     } else if (action < 45) {
       net.Heal();
-    } else if (action < 48) {
+    } else if (action < 47) {
       net.Restart(any);
+    } else if (action < 48) {
+      // Propose, then crash the leader before its write completes: its
+      // appends may already be out, but it must not have counted itself.
+      if (!leaders.empty()) {
+        RaftNode& leader = net.node(leaders.back());
+        if (leader.Propose("c" + std::to_string(proposals)).ok()) ++proposals;
+        net.CrashDuringReady(leaders.back());
+      }
     } else if (action < 53) {
       net.Compact(any);
     } else if (action < 55) {
@@ -68,6 +76,7 @@ void RunRandomCluster(uint64_t seed) {
         (void)leader.ProposeConfChange(change);
       }
     }
+    if (random.OneIn(20)) net.CrashDuringReady(any);
     net.Stabilize();
   }
   // Liveness: with the faults gone, a leader emerges and everyone catches up.
