@@ -353,6 +353,47 @@ TEST(RaftPaperTest, Section5_3_Figure7_LeaderForcesFollowerLogs) {
   }
 }
 
+// §5.3: "the leader decrements nextIndex and retries"; with the conflict
+// hint it skips a whole term per round trip, so a follower holding 50
+// entries of a stale term costs a few rejections, not 50.
+TEST(RaftPaperTest, Section5_3_FastBacktrackingSkipsWholeTerms) {
+  std::vector<uint64_t> leader_log(10, 1);
+  std::vector<uint64_t> follower_log = leader_log;
+  for (int i = 0; i < 50; ++i) leader_log.push_back(3);
+  for (int i = 0; i < 50; ++i) follower_log.push_back(2);
+  Network net({1, 2, 3});
+  net.SetLog(1, leader_log, 3);
+  net.SetLog(2, follower_log, 2);
+  net.SetLog(3, leader_log, 3);
+  const size_t mark = net.trace().size();
+  net.Campaign(1);
+  ASSERT_EQ(net.node(1).role(), Role::kLeader);
+  size_t rejections = 0;
+  for (size_t i = mark; i < net.trace().size(); ++i) {
+    const Message& m = net.trace()[i];
+    const auto* r = std::get_if<AppendEntriesResponse>(&m.body);
+    if (r != nullptr && m.from == NodeId{2} && !r->success) ++rejections;
+  }
+  EXPECT_GE(rejections, 1u);
+  EXPECT_LE(rejections, 2u);
+  EXPECT_EQ(net.LogTerms(2), net.LogTerms(1));
+}
+
+// A heartbeat carries min(match_index, commit): a follower learns the commit
+// index only for entries the leader knows it holds.
+TEST(RaftPaperTest, Section5_3_HeartbeatCommitIsBoundedByMatch) {
+  SoloNode solo(1, {1, 2, 3});
+  solo.MakeLeader();
+  const uint64_t term = solo.node().current_term().value();
+  solo.Deliver(2, term, AppendEntriesResponse{true, LogIndex{1}, {}, {}, {}});
+  ASSERT_EQ(solo.node().commit_index(), LogIndex{1});
+  solo.node().Tick();
+  auto heartbeats = OfType<HeartbeatRequest>(solo.Drain());
+  ASSERT_EQ(heartbeats.size(), 2u);
+  EXPECT_EQ(heartbeats[0].second.leader_commit, LogIndex{1});  // node 2: match 1
+  EXPECT_EQ(heartbeats[1].second.leader_commit, LogIndex{0});  // node 3: match 0
+}
+
 // §5.4.1: "the voter denies its vote if its own log is more up-to-date than
 // that of the candidate ... If the logs have last entries with different
 // terms, then the log with the later term is more up-to-date. If the logs
