@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <type_traits>
+
 #include "unit/raft/raft_harness.h"
 
 namespace rkv::raft {
@@ -11,6 +13,16 @@ namespace {
 
 using test::EntriesWithTerms;
 using test::MakeConfiguration;
+
+// The strong types do not mix: swapping a term and an index, or passing a
+// raw integer, does not compile.
+static_assert(!std::is_convertible_v<Term, LogIndex>);
+static_assert(!std::is_convertible_v<LogIndex, Term>);
+static_assert(!std::is_convertible_v<NodeId, Term>);
+static_assert(!std::is_convertible_v<uint64_t, LogIndex>);
+static_assert(!std::is_convertible_v<LogIndex, uint64_t>);
+static_assert(std::is_same_v<decltype(LogIndex{3} + 1), LogIndex>);
+static_assert(std::is_same_v<decltype(LogIndex{3} - LogIndex{1}), uint64_t>);
 
 std::vector<uint64_t> Terms(const std::vector<Entry>& entries) {
   std::vector<uint64_t> out;
