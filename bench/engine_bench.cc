@@ -796,6 +796,11 @@ class SummaryReporter final : public benchmark::ConsoleReporter {
     return sorted[sorted.size() / 2];
   }
 
+  // Three significant digits or more: 12345, 123, 12.3, 1.23, 0.123.
+  static std::string Number(double a) {
+    return Format(a >= 100 ? "%.0f" : a >= 10 ? "%.1f" : a >= 1 ? "%.2f" : "%.3f", a);
+  }
+
   static std::string Format(const char* format, double a) {
     char buf[64];
     std::snprintf(buf, sizeof(buf), format, a);
@@ -825,10 +830,8 @@ class SummaryReporter final : public benchmark::ConsoleReporter {
         for (size_t k = 0; k < 4; ++k) {
           if (ns[k] <= 0) {
             cells[k] = "-";
-          } else if (mbps) {
-            cells[k] = Format("%.1f", static_cast<double>(size) * 1e3 / ns[k]);
           } else {
-            cells[k] = Format(ns[k] < 100 ? "%.1f" : "%.0f", ns[k]);
+            cells[k] = Number(mbps ? static_cast<double>(size) * 1e3 / ns[k] : ns[k]);
           }
         }
         for (size_t k = 1; k < 4; ++k) {
