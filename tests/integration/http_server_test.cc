@@ -275,6 +275,20 @@ TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
   EXPECT_LT(c, missing);
 }
 
+TEST_F(HttpServerTest, HeadIs405WithoutABody) {
+  StartServer();
+  ASSERT_OK(client().Put("k", "v"));
+  RawSocket s(server_->port());
+  ASSERT_TRUE(s.Send("HEAD /k HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "GET /k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  std::string replies = s.ReadUntilClose();
+  ASSERT_EQ(replies.rfind("HTTP/1.1 405", 0), 0u) << replies;
+  // The HEAD reply carries no body, so the next reply follows its header.
+  size_t second = replies.find("\r\n\r\nHTTP/1.1 200");
+  ASSERT_NE(second, std::string::npos) << replies;
+  EXPECT_NE(replies.find(R"({"value":"v"})", second), std::string::npos);
+}
+
 TEST_F(HttpServerTest, GarbageAndAbandonedRequestsDoNotHurtOthers) {
   StartServer();
   ASSERT_OK(client().Put("k", "v"));

@@ -288,6 +288,7 @@ asio::awaitable<void> Session(tcp::socket socket, std::shared_ptr<State> state,
     }
     const bool close = !keep_alive || state->stopping.load();
     auto res = ToBeast(std::move(reply), request.version(), !close);
+    if (request.method() == bhttp::verb::head) res.body().clear();  // keeps Content-Length
     stream.expires_after(limits.read_timeout);
     auto [write_ec, n] = co_await bhttp::async_write(stream, res, kUseTuple);
     if (write_ec || close) break;
