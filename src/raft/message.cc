@@ -73,6 +73,8 @@ struct NameVisitor {
   std::string_view operator()(const InstallSnapshotRequest&) const { return "InstallSnapshotRequest"; }
   std::string_view operator()(const InstallSnapshotResponse&) const { return "InstallSnapshotResponse"; }
   std::string_view operator()(const TimeoutNowRequest&) const { return "TimeoutNowRequest"; }
+  std::string_view operator()(const ReadIndexRequest&) const { return "ReadIndexRequest"; }
+  std::string_view operator()(const ReadIndexResponse&) const { return "ReadIndexResponse"; }
 };
 
 struct DescribeVisitor {
@@ -112,6 +114,12 @@ struct DescribeVisitor {
                        r.next_offset, r.done, r.match_index.value());
   }
   std::string operator()(const TimeoutNowRequest&) const { return {}; }
+  std::string operator()(const ReadIndexRequest& r) const {
+    return fmt::format("request={}", r.request_id);
+  }
+  std::string operator()(const ReadIndexResponse& r) const {
+    return fmt::format("request={} index={}", r.request_id, r.index.value());
+  }
 };
 }  // namespace
 

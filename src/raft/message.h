@@ -186,10 +186,24 @@ struct InstallSnapshotResponse {
 // Leadership transfer (dissertation §3.10): start an election now.
 struct TimeoutNowRequest {};
 
+// A follower asks the leader for a read index on behalf of its client
+// (dissertation §6.4: followers may serve linearizable reads this way).
+struct ReadIndexRequest {
+  uint64_t request_id = 0;
+};
+
+// The leader's answer once its leadership is confirmed: the follower may
+// serve the read when it has applied `index`.
+struct ReadIndexResponse {
+  uint64_t request_id = 0;
+  LogIndex index;
+};
+
 using MessageBody =
     std::variant<RequestVoteRequest, RequestVoteResponse, AppendEntriesRequest,
                  AppendEntriesResponse, HeartbeatRequest, HeartbeatResponse,
-                 InstallSnapshotRequest, InstallSnapshotResponse, TimeoutNowRequest>;
+                 InstallSnapshotRequest, InstallSnapshotResponse, TimeoutNowRequest,
+                 ReadIndexRequest, ReadIndexResponse>;
 
 struct Message {
   NodeId from;

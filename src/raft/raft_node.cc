@@ -395,6 +395,11 @@ Status RaftNode::StepFollower(const Message& m) {
     StartElection(true);
     return Status::OK();
   }
+  if (const auto* r = std::get_if<ReadIndexResponse>(&m.body)) {
+    // The index may be beyond our log: the caller waits until applied.
+    read_states_.push_back({r->request_id, r->index});
+    return Status::OK();
+  }
   return Status::OK();  // responses meant for an earlier role
 }
 
@@ -418,6 +423,12 @@ Status RaftNode::StepLeader(const Message& m) {
   }
   if (const auto* r = std::get_if<InstallSnapshotResponse>(&m.body)) {
     return HandleInstallSnapshotResponse(m, *r);
+  }
+  if (const auto* r = std::get_if<ReadIndexRequest>(&m.body)) {
+    // A refusal (Busy) is not reported back: the follower's caller times
+    // out and retries, as after a lost message.
+    (void)HandleReadIndexRequest(r->request_id, m.from);
+    return Status::OK();
   }
   if (IsLeaderRequest(m) && !std::holds_alternative<TimeoutNowRequest>(m.body)) {
     return Status::Corruption(fmt::format("second leader {} in term {}", m.from.value(),
@@ -631,9 +642,9 @@ bool RaftNode::MaybeCommit() {
   if (first_in_term) {
     // Trap 3: reads that arrived before this leader committed an entry of
     // its term may now be given a read index.
-    std::vector<uint64_t> waiting = std::move(reads_waiting_for_commit_);
+    std::vector<WaitingRead> waiting = std::move(reads_waiting_for_commit_);
     reads_waiting_for_commit_.clear();
-    for (uint64_t request_id : waiting) StartReadIndex(request_id);
+    for (const WaitingRead& read : waiting) StartReadIndex(read.request_id, read.requester);
   }
   return true;
 }
@@ -812,9 +823,18 @@ Result<LogIndex> RaftNode::ProposeConfChange(const ConfChange& change) {
 
 Status RaftNode::ReadIndex(uint64_t request_id) {
   RKV_ASSERT(!in_progress_);
+  if (role_ == Role::kFollower && leader_id_ != kNoNode) {
+    SendTo(leader_id_, current_term_, ReadIndexRequest{request_id});
+    return Status::OK();
+  }
   if (role_ != Role::kLeader) {
     return Status::NotLeader(fmt::format("leader={}", leader_id_.value()));
   }
+  return HandleReadIndexRequest(request_id, id_);
+}
+
+Status RaftNode::HandleReadIndexRequest(uint64_t request_id, NodeId requester) {
+  RKV_ASSERT(role_ == Role::kLeader);
   if (config_.read_mode == ReadMode::kLease && lead_transferee_ != kNoNode) {
     // Trap 4: the lease must not be used while leadership is being handed on.
     return Status::Busy("leadership transfer in progress");
@@ -825,27 +845,35 @@ Status RaftNode::ReadIndex(uint64_t request_id) {
   if (!CommittedEntryInCurrentTerm()) {
     // Trap 3 (§6.4 step 1): until the no-op of this term commits, our commit
     // index may be behind the cluster's.
-    reads_waiting_for_commit_.push_back(request_id);
+    reads_waiting_for_commit_.push_back({request_id, requester});
     return Status::OK();
   }
-  StartReadIndex(request_id);
+  StartReadIndex(request_id, requester);
   return Status::OK();
 }
 
-void RaftNode::StartReadIndex(uint64_t request_id) {
+void RaftNode::CompleteRead(uint64_t request_id, NodeId requester, LogIndex index) {
+  if (requester == id_) {
+    read_states_.push_back({request_id, index});
+  } else {
+    SendTo(requester, current_term_, ReadIndexResponse{request_id, index});
+  }
+}
+
+void RaftNode::StartReadIndex(uint64_t request_id, NodeId requester) {
   RKV_ASSERT(role_ == Role::kLeader);
   RKV_ASSERT(CommittedEntryInCurrentTerm());
   if (IsSingleVoter() || config_.read_mode == ReadMode::kLease) {
-    read_states_.push_back({request_id, log_.committed()});
+    CompleteRead(request_id, requester, log_.committed());
     return;
   }
   // §6.4 steps 2-3: record the commit index, then confirm leadership with a
   // heartbeat round started after this read arrived. All reads that arrive
-  // while a round is in flight share the next one.
-  // A round whose heartbeats have not left yet (they leave with the next
-  // Ready) may still take this read.
+  // while a round is in flight share the next one. A round whose heartbeats
+  // have not left yet (they leave with the next Ready) may still take it.
   const bool join_current = read_round_unsent_ && read_round_ > read_round_confirmed_;
-  pending_reads_.push_back({request_id, log_.committed(), join_current ? read_round_ : read_round_ + 1});
+  pending_reads_.push_back({request_id, requester, log_.committed(),
+                            join_current ? read_round_ : read_round_ + 1});
   if (read_round_ == read_round_confirmed_) StartReadRound();
 }
 
@@ -867,8 +895,9 @@ void RaftNode::MaybeConfirmReads() {
   if (confirmed <= read_round_confirmed_) return;
   read_round_confirmed_ = confirmed;
   while (!pending_reads_.empty() && pending_reads_.front().round <= confirmed) {
-    read_states_.push_back({pending_reads_.front().request_id, pending_reads_.front().index});
+    const PendingRead read = pending_reads_.front();
     pending_reads_.pop_front();
+    CompleteRead(read.request_id, read.requester, read.index);
   }
   if (!pending_reads_.empty() && read_round_ == read_round_confirmed_) StartReadRound();
 }

@@ -109,10 +109,12 @@ class RaftNode {
   // before the leader committed an entry of its term; InvalidArgument if it
   // makes no sense against the current configuration.
   Result<LogIndex> ProposeConfChange(const ConfChange& change);
-  // Asks for a linearizable read. On a leader, a ReadState with this id
-  // appears in a later Ready once leadership is confirmed. NotLeader on a
-  // non-leader; Busy when too many reads wait. Reads pending when the node
-  // loses leadership are dropped (the caller retries with a new id).
+  // Asks for a linearizable read. A ReadState with this id appears in a
+  // later Ready once the leader has confirmed its leadership. On a follower
+  // the request is forwarded to the leader (ReadIndexRequest) and the
+  // ReadState arrives with its answer. NotLeader when no leader is known;
+  // Busy when too many reads wait. Reads pending when leadership changes
+  // are dropped (the caller times out and retries with a new id).
   Status ReadIndex(uint64_t request_id);
   // Hands leadership to `target` (a voter): once its log is caught up, it is
   // told to campaign (TimeoutNow). Proposals are refused meanwhile; the
@@ -197,7 +199,9 @@ class RaftNode {
   void AbortLeaderTransfer() { lead_transferee_ = kNoNode; }
 
   // Reads.
-  void StartReadIndex(uint64_t request_id);
+  Status HandleReadIndexRequest(uint64_t request_id, NodeId requester);
+  void StartReadIndex(uint64_t request_id, NodeId requester);
+  void CompleteRead(uint64_t request_id, NodeId requester, LogIndex index);
   void StartReadRound();
   void MaybeConfirmReads();
 
@@ -252,9 +256,14 @@ class RaftNode {
   uint64_t uncommitted_bytes_ = 0;
 
   // ReadIndex. Reads waiting for the first commit of this term:
-  std::vector<uint64_t> reads_waiting_for_commit_;
+  struct WaitingRead {
+    uint64_t request_id;
+    NodeId requester;  // this node, or the follower that forwarded the read
+  };
+  std::vector<WaitingRead> reads_waiting_for_commit_;
   struct PendingRead {
     uint64_t request_id;
+    NodeId requester;
     LogIndex index;
     uint64_t round;
   };

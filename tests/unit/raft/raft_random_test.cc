@@ -9,6 +9,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
+#include <map>
 #include <set>
 
 #include "common/random.h"
@@ -34,6 +36,7 @@ void RunRandomCluster(uint64_t seed) {
   net.SetRandomFaults(seed * 7 + 1, 0.1, 0.05, true);
   uint64_t proposals = 0;
   uint64_t read_id = 0;
+  std::map<uint64_t, LogIndex> read_floor;  // read id -> lowest acceptable read index
   for (int step = 0; step < 300 && !::testing::Test::HasFailure(); ++step) {
     net.TickAndStabilize(1);
     const std::vector<uint64_t> leaders = net.LeaderIds();
@@ -63,7 +66,15 @@ void RunRandomCluster(uint64_t seed) {
     } else if (action < 55) {
       if (!leaders.empty()) (void)net.node(leaders.back()).TransferLeadership(NodeId{any});
     } else if (action < 60) {
-      if (!leaders.empty()) (void)net.node(leaders.back()).ReadIndex(++read_id);
+      // A linearizable read must see every write committed before it was
+      // issued: its read index must be at least the highest commit index
+      // any server knows now.
+      LogIndex committed_now;
+      for (uint64_t id = 1; id <= 6; ++id) {
+        committed_now = std::max(committed_now, net.node(id).commit_index());
+      }
+      ++read_id;
+      if (net.node(any).ReadIndex(read_id).ok()) read_floor[read_id] = committed_now;
     } else if (action < 63) {
       if (!leaders.empty()) {
         RaftNode& leader = net.node(leaders.back());
@@ -96,6 +107,16 @@ void RunRandomCluster(uint64_t seed) {
     }
   }
   EXPECT_TRUE(converged);
+  size_t reads_served = 0;
+  for (uint64_t id = 1; id <= 6; ++id) {
+    for (const ReadState& read : net.read_states(id)) {
+      auto it = read_floor.find(read.request_id);
+      ASSERT_NE(it, read_floor.end()) << "unknown read " << read.request_id;
+      EXPECT_GE(read.index, it->second) << "stale read " << read.request_id << " at node " << id;
+      ++reads_served;
+    }
+  }
+  EXPECT_LE(reads_served, read_floor.size());
   if (std::getenv("RKV_RAFT_VERBOSE") != nullptr) {
     size_t snapshots = 0;
     std::set<uint64_t> terms;
@@ -103,9 +124,11 @@ void RunRandomCluster(uint64_t seed) {
       if (std::holds_alternative<InstallSnapshotRequest>(m.body)) ++snapshots;
       terms.insert(m.term.value());
     }
-    std::fprintf(stderr, "seed %lu: proposals %lu applied %zu snapshot chunks %zu terms %zu\n",
+    std::fprintf(stderr,
+                 "seed %lu: proposals %lu applied %zu snapshot chunks %zu terms %zu reads %zu/%zu\n",
                  static_cast<unsigned long>(seed), static_cast<unsigned long>(proposals),
-                 net.applied_commands(1).size(), snapshots, terms.size());
+                 net.applied_commands(1).size(), snapshots, terms.size(), reads_served,
+                 read_floor.size());
     const std::vector<uint64_t> leaders = net.LeaderIds();
     if (!leaders.empty()) {
       const Configuration& c = net.node(leaders[0]).configuration();

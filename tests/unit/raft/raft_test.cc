@@ -210,14 +210,26 @@ TEST(RaftTest, Section6_4_ReadNeedsAcknowledgementOfItsOwnRound) {
   EXPECT_TRUE(solo.read_states().empty());
 }
 
-TEST(RaftTest, Section6_4_ReadIndexOnFollowerIsNotLeader) {
+// §6.4: "followers could ... request the current readIndex from the
+// leader"; the follower then serves the read once it has applied that far.
+TEST(RaftTest, Section6_4_ReadIndexThroughFollower) {
   Network net({1, 2, 3});
+  EXPECT_EQ(net.node(2).ReadIndex(1).code(), StatusCode::kNotLeader);  // no leader known
   Elect(net, 1);
-  EXPECT_EQ(net.node(2).ReadIndex(1).code(), StatusCode::kNotLeader);
+  net.Propose(1, "x");
   ASSERT_TRUE(net.node(1).ReadIndex(1).ok());
+  ASSERT_TRUE(net.node(2).ReadIndex(2).ok());
   net.Stabilize();
   ASSERT_EQ(net.read_states(1).size(), 1u);
-  EXPECT_EQ(net.read_states(1)[0].index, net.node(1).commit_index());
+  EXPECT_EQ(net.read_states(1)[0], (ReadState{1, net.node(1).commit_index()}));
+  ASSERT_EQ(net.read_states(2).size(), 1u);
+  EXPECT_EQ(net.read_states(2)[0], (ReadState{2, net.node(1).commit_index()}));
+  EXPECT_GE(net.node(2).applied_index(), net.read_states(2)[0].index);
+  // A follower cut off from the leader gets no answer (its caller times out).
+  net.Cut(1, 3);
+  ASSERT_TRUE(net.node(3).ReadIndex(3).ok());
+  net.Stabilize();
+  EXPECT_TRUE(net.read_states(3).empty());
 }
 
 // §6.4.1: lease reads skip the heartbeat round; they require CheckQuorum.
