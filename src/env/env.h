@@ -37,6 +37,11 @@ class WritableFile {
   // fail with ENOSPC for lack of space. Best effort where not supported.
   virtual Status Preallocate(uint64_t size) = 0;
 
+  // Asks the OS to start writing bytes [offset, offset + length) to disk now,
+  // without waiting (sync_file_range WRITE), so a later Sync has little left
+  // to do. Makes nothing durable. A no-op where not supported.
+  virtual Status StartWriteback(uint64_t /*offset*/, uint64_t /*length*/) { return Status::OK(); }
+
   // Closes the file. Does not sync. Idempotent; the destructor closes too.
   virtual Status Close() = 0;
 

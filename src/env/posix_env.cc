@@ -81,6 +81,16 @@ class PosixWritableFile final : public WritableFile {
     return Status::OK();
   }
 
+  Status StartWriteback(uint64_t offset, uint64_t length) override {
+    if (fd_ < 0) return Status::IOError("writeback " + path_ + ": file is closed");
+    if (::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(length),
+                          SYNC_FILE_RANGE_WRITE) != 0 &&
+        errno != ENOSYS && errno != EOPNOTSUPP) {
+      return PosixError(errno, "sync_file_range", path_);
+    }
+    return Status::OK();
+  }
+
   Status Preallocate(uint64_t size) override {
     if (fd_ < 0) return Status::IOError("preallocate " + path_ + ": file is closed");
     if (size == 0) return Status::OK();
