@@ -627,6 +627,56 @@ TEST(RaftTest, Ready_SingleNodeCommitsOnlyAfterPersisting) {
   EXPECT_FALSE(solo.node().HasReady());
 }
 
+// The subtle case of trap 9: a single voter becomes leader within one step,
+// so its new term is not yet durable when it first replicates to a learner.
+// Had those appends left before the fsync and the leader crashed, it could
+// be elected again in the same term with a different log, and the learner
+// would hold two different entries at one index and term.
+TEST(RaftTest, Ready_NoEarlySendsInATermNotYetDurable) {
+  Network net({1}, {2});
+  net.node(1).Campaign();
+  ASSERT_EQ(net.node(1).role(), Role::kLeader);
+  Ready first = net.node(1).GetReady();
+  ASSERT_TRUE(first.hard_state.has_value());
+  EXPECT_TRUE(first.must_sync);
+  EXPECT_TRUE(first.messages_before_persist.empty());
+  EXPECT_EQ(CountOf<AppendEntriesRequest>(first.messages), 1u);
+  net.storage(1).Append(first.entries);
+  net.storage(1).SetHardState(*first.hard_state);
+  net.node(1).Advance();
+  for (const Message& m : first.messages) net.Send(m);
+  // Now the term is durable: appends may go before the local write.
+  ASSERT_TRUE(net.node(1).Propose("x").ok());
+  Ready second = net.node(1).GetReady();
+  EXPECT_EQ(CountOf<AppendEntriesRequest>(second.messages_before_persist), 1u);
+  net.storage(1).Append(second.entries);
+  net.node(1).Advance();
+  for (const Message& m : second.messages_before_persist) net.Send(m);
+  EXPECT_EQ(net.applied_commands(2), std::vector<std::string>{"x"});
+}
+
+// A leader that crashes after its early sends but before its write loses
+// the entry locally; it was never counted as committed, and the cluster
+// stays consistent (the harness checks safety after every step).
+TEST(RaftTest, Ready_LeaderCrashBeforeItsWriteCompletes) {
+  Network net({1, 2, 3});
+  Elect(net, 1);
+  net.Isolate(2);
+  net.Isolate(3);
+  ASSERT_TRUE(net.node(1).Propose("lost?").ok());
+  const LogIndex index = net.node(1).last_index();
+  net.CrashDuringReady(1);
+  EXPECT_LT(net.node(1).last_index(), index);
+  EXPECT_LT(net.node(1).commit_index(), index);
+  net.Heal();
+  net.TickAndStabilize(60);
+  ASSERT_EQ(net.LeaderIds().size(), 1u);
+  net.Propose(net.LeaderIds()[0], "y");
+  for (uint64_t id : std::vector<uint64_t>{1, 2, 3}) {
+    EXPECT_EQ(net.applied_commands(id), std::vector<std::string>{"y"}) << id;
+  }
+}
+
 // A crashed and restarted server keeps its term, vote and log (Figure 2,
 // "persistent state on all servers"), so it cannot vote twice in a term.
 TEST(RaftTest, Restart_KeepsVoteAcrossCrash) {
