@@ -16,7 +16,7 @@ help:
 	@echo "make run        build (release) and start raft-kv on 127.0.0.1:8080, data in ./data"
 	@echo "make test       build and run every test (unit, crash, integration)"
 	@echo "make test-asan  the same under AddressSanitizer + UBSan"
-	@echo "make test-tsan  the storage concurrency tests under ThreadSanitizer"
+	@echo "make test-tsan  the storage and env tests under ThreadSanitizer (part of make test)"
 	@echo "make bench      the engine benchmark beside LMDB, RocksDB and LevelDB"
 
 deps:
@@ -33,16 +33,21 @@ run: configure
 	@cmake --build --preset $(PRESET) --target raft-kv
 	./$(BUILD)/bin/raft-kv $(ARGS)
 
+# Every test of the build, then the storage and env tests again under
+# ThreadSanitizer (they run readers, writers, group commit and merge at once).
 test: build
 	ctest --preset $(PRESET)
+	$(MAKE) --no-print-directory test-tsan
 
 test-asan:
 	$(MAKE) PRESET=asan build
 	ctest --preset asan
 
-test-tsan:
-	$(MAKE) PRESET=tsan build
-	ctest --preset tsan -L concurrency
+test-tsan: deps
+	@cmake --preset tsan $(CMAKE_EXTRA) >/dev/null
+	@cmake --build --preset tsan --target storage_tests env_tests
+	./build-tsan/bin/storage_tests --gtest_brief=1
+	./build-tsan/bin/env_tests --gtest_brief=1
 
 bench: build
 	./build/bin/raft-kv-engine-bench

@@ -1062,6 +1062,9 @@ void EngineImpl::BackgroundLoop() {
       }
     }
     for (uint64_t id : hints) {
+      // Under merge_mu_: a merge must not retire (and then fail to delete)
+      // a file this loop holds a reference to.
+      std::lock_guard merge_lock(merge_mu_);
       std::shared_ptr<DataFile> file;
       {
         std::shared_lock l(mu_);
