@@ -69,6 +69,10 @@ RaftNode::RaftNode(const RaftConfig& config, const LogStorage* storage, Random r
       persisted_hard_state_(state.hard_state) {
   BecomeFollower(current_term_, kNoNode);
   prev_soft_state_ = CurrentSoftState();
+  // With lease reads, a (re)started server may have acknowledged a lease
+  // round just before it went down: it withholds its vote for one minimum
+  // election timeout, as if it had just heard from a leader.
+  if (config_.read_mode == ReadMode::kLease) startup_lease_ticks_ = config_.election_timeout_ticks;
 }
 
 const Progress& RaftNode::progress(NodeId peer) const {
@@ -101,6 +105,9 @@ void RaftNode::Reset(Term term) {
   read_round_ = 0;
   read_round_confirmed_ = 0;
   read_round_unsent_ = false;
+  read_round_sent_tick_.clear();
+  lease_start_tick_.reset();
+  lease_revoked_ = false;
 }
 
 void RaftNode::ResetRandomizedElectionTimeout() {
@@ -273,6 +280,8 @@ void RaftNode::HandleVoteResponse(const Message& m, const RequestVoteResponse& r
 
 void RaftNode::Tick() {
   RKV_ASSERT(!in_progress_);
+  ++tick_count_;
+  if (startup_lease_ticks_ > 0) --startup_lease_ticks_;
   (this->*tick_)();
 }
 
@@ -301,7 +310,13 @@ void RaftNode::TickHeartbeat() {
   }
   if (heartbeat_elapsed_ >= config_.heartbeat_interval_ticks) {
     heartbeat_elapsed_ = 0;
-    BroadcastHeartbeat();
+    if (config_.read_mode == ReadMode::kLease) {
+      // Every heartbeat is a numbered round, so that acknowledgements extend
+      // the lease from the time the round was sent.
+      StartReadRound();
+    } else {
+      BroadcastHeartbeat();
+    }
   }
 }
 
@@ -335,9 +350,10 @@ Status RaftNode::Step(const Message& m) {
       // from a live leader within the minimum election timeout, ignore
       // RequestVote entirely (do not even adopt its term). A leader counts
       // its own lease only when CheckQuorum keeps that lease honest.
-      const bool in_lease = leader_id_ != kNoNode &&
-                            election_elapsed_ < config_.election_timeout_ticks &&
-                            (leader_id_ != id_ || config_.check_quorum);
+      const bool in_lease = (leader_id_ != kNoNode &&
+                             election_elapsed_ < config_.election_timeout_ticks &&
+                             (leader_id_ != id_ || config_.check_quorum)) ||
+                            startup_lease_ticks_ > 0;
       if (in_lease) return Status::OK();
     }
     if (vote_request != nullptr && vote_request->pre_vote) {
@@ -608,7 +624,19 @@ void RaftNode::BroadcastHeartbeat() {
   }
 }
 
-void RaftNode::SendTimeoutNow(NodeId to) { SendTo(to, current_term_, TimeoutNowRequest{}); }
+void RaftNode::SendTimeoutNow(NodeId to) {
+  // The target's campaign bypasses the followers' leases, so this leader's
+  // lease can no longer be trusted in this term.
+  lease_revoked_ = true;
+  SendTo(to, current_term_, TimeoutNowRequest{});
+}
+
+bool RaftNode::LeaseValid() const {
+  if (config_.read_mode != ReadMode::kLease || lease_revoked_ || !lease_start_tick_) return false;
+  // Followers that acknowledged a round sent at lease_start_tick_ ignore
+  // RequestVote until a minimum election timeout after they received it.
+  return tick_count_ < *lease_start_tick_ + config_.election_timeout_ticks;
+}
 
 void RaftNode::AppendEntry(EntryType type, std::string data) {
   RKV_ASSERT(role_ == Role::kLeader);
@@ -835,10 +863,6 @@ Status RaftNode::ReadIndex(uint64_t request_id) {
 
 Status RaftNode::HandleReadIndexRequest(uint64_t request_id, NodeId requester) {
   RKV_ASSERT(role_ == Role::kLeader);
-  if (config_.read_mode == ReadMode::kLease && lead_transferee_ != kNoNode) {
-    // Trap 4: the lease must not be used while leadership is being handed on.
-    return Status::Busy("leadership transfer in progress");
-  }
   if (reads_waiting_for_commit_.size() + pending_reads_.size() >= config_.max_pending_reads) {
     return Status::Busy("too many pending reads");
   }
@@ -863,7 +887,9 @@ void RaftNode::CompleteRead(uint64_t request_id, NodeId requester, LogIndex inde
 void RaftNode::StartReadIndex(uint64_t request_id, NodeId requester) {
   RKV_ASSERT(role_ == Role::kLeader);
   RKV_ASSERT(CommittedEntryInCurrentTerm());
-  if (IsSingleVoter() || config_.read_mode == ReadMode::kLease) {
+  // Trap 4 (§6.4.1): a lease read skips the round only while the lease
+  // from an acknowledged round holds; otherwise it falls back to ReadIndex.
+  if (IsSingleVoter() || LeaseValid()) {
     CompleteRead(request_id, requester, log_.committed());
     return;
   }
@@ -879,6 +905,7 @@ void RaftNode::StartReadIndex(uint64_t request_id, NodeId requester) {
 
 void RaftNode::StartReadRound() {
   ++read_round_;
+  read_round_sent_tick_[read_round_] = tick_count_;
   read_round_unsent_ = true;
   progress_.at(id_).read_round_acked = read_round_;
   BroadcastHeartbeat();
@@ -894,6 +921,10 @@ void RaftNode::MaybeConfirmReads() {
   const uint64_t confirmed = quorum::MajorityValue(std::move(acked));
   if (confirmed <= read_round_confirmed_) return;
   read_round_confirmed_ = confirmed;
+  auto sent = read_round_sent_tick_.find(confirmed);
+  RKV_ASSERT(sent != read_round_sent_tick_.end());
+  lease_start_tick_ = sent->second;
+  read_round_sent_tick_.erase(read_round_sent_tick_.begin(), std::next(sent));
   while (!pending_reads_.empty() && pending_reads_.front().round <= confirmed) {
     const PendingRead read = pending_reads_.front();
     pending_reads_.pop_front();

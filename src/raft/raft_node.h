@@ -46,10 +46,16 @@ enum class ReadMode : uint8_t {
   // ReadIndex (dissertation §6.4): each read waits for a heartbeat round that
   // confirms leadership (one round is shared by all reads pending).
   kReadIndex,
-  // Lease reads (§6.4.1): the leader answers from its CheckQuorum lease
-  // without the heartbeat round. Safe only if clocks drift less than the
-  // gap between the minimum election timeout and the CheckQuorum period;
-  // requires check_quorum.
+  // Lease reads (§6.4.1): every heartbeat is a numbered round; while less
+  // than a minimum election timeout has passed since a round that a
+  // majority acknowledged was sent, the leader answers reads at once (no
+  // voter that acknowledged it will vote for anyone else before then).
+  // Outside the lease, reads fall back to kReadIndex. Assumes the servers'
+  // tick rates differ by less than the margin the caller builds into
+  // election_timeout_ticks, and that every server of the cluster uses this
+  // mode (a restarted server then withholds its vote for one timeout). A
+  // leader that sent TimeoutNow stops using its lease for the rest of the
+  // term. Requires check_quorum.
   kLease,
 };
 
@@ -203,6 +209,7 @@ class RaftNode {
   void StartReadIndex(uint64_t request_id, NodeId requester);
   void CompleteRead(uint64_t request_id, NodeId requester, LogIndex index);
   void StartReadRound();
+  bool LeaseValid() const;
   void MaybeConfirmReads();
 
   // Membership.
@@ -271,6 +278,16 @@ class RaftNode {
   uint64_t read_round_ = 0;            // the last round started
   uint64_t read_round_confirmed_ = 0;  // the last round a quorum acknowledged
   bool read_round_unsent_ = false;     // its heartbeats are still in messages_
+  std::map<uint64_t, uint64_t> read_round_sent_tick_;  // unconfirmed round -> tick sent
+  // Lease reads: the tick at which the last round a quorum acknowledged was
+  // sent, and whether a leadership transfer has voided the lease this term.
+  std::optional<uint64_t> lease_start_tick_;
+  bool lease_revoked_ = false;
+  // Ticks since this node was created (logical time; never a clock).
+  uint64_t tick_count_ = 0;
+  // Lease mode: ticks left during which a freshly started server withholds
+  // its vote.
+  uint64_t startup_lease_ticks_ = 0;
   std::vector<ReadState> read_states_;
 
   // A snapshot being received in chunks.

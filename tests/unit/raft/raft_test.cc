@@ -232,7 +232,8 @@ TEST(RaftTest, Section6_4_ReadIndexThroughFollower) {
   EXPECT_TRUE(net.read_states(3).empty());
 }
 
-// §6.4.1: lease reads skip the heartbeat round; they require CheckQuorum.
+// §6.4.1: lease reads skip the heartbeat round while the lease from an
+// acknowledged round holds; they require CheckQuorum.
 TEST(RaftTest, Section6_4_1_LeaseReads) {
   MemoryLogStorage storage(MakeConfiguration({1, 2, 3}));
   RaftConfig bad;
@@ -241,17 +242,55 @@ TEST(RaftTest, Section6_4_1_LeaseReads) {
   bad.check_quorum = false;
   EXPECT_TRUE(RaftNode::Create(bad, &storage, Random(1)).status().IsInvalidArgument());
 
-  SoloNode solo(1, {1, 2, 3}, {}, 0, [](RaftConfig* c) { c->read_mode = ReadMode::kLease; });
+  auto lease = [](RaftConfig* c) { c->read_mode = ReadMode::kLease; };
+  SoloNode solo(1, {1, 2, 3}, {}, 0, lease);
   solo.MakeLeader();
   const uint64_t term = solo.node().current_term().value();
-  ASSERT_TRUE(solo.node().ReadIndex(1).ok());
-  solo.Drain();
-  EXPECT_TRUE(solo.read_states().empty());  // still waits for the no-op
   solo.Deliver(2, term, AppendEntriesResponse{true, LogIndex{1}, {}, {}, {}});
-  ASSERT_EQ(solo.read_states().size(), 1u);  // no heartbeat round needed
+  // No acknowledged round yet: the read takes the ReadIndex path.
+  ASSERT_TRUE(solo.node().ReadIndex(1).ok());
+  auto heartbeats = OfType<HeartbeatRequest>(solo.Drain());
+  ASSERT_EQ(heartbeats.size(), 2u);
+  EXPECT_TRUE(solo.read_states().empty());
+  solo.Deliver(2, term, HeartbeatResponse{heartbeats[0].second.read_round});
+  ASSERT_EQ(solo.read_states().size(), 1u);
+  // The acknowledged round started a lease: reads are answered at once.
   ASSERT_TRUE(solo.node().ReadIndex(2).ok());
+  EXPECT_EQ(CountOf<HeartbeatRequest>(solo.Drain()), 0u);
+  ASSERT_EQ(solo.read_states().size(), 2u);
+  EXPECT_EQ(solo.read_states()[1], (ReadState{2, LogIndex{1}}));
+  // Without further acknowledgements the lease runs out after a minimum
+  // election timeout.
+  for (int i = 0; i < 10; ++i) solo.node().Tick();
+  solo.Drain();
+  ASSERT_EQ(solo.node().role(), Role::kLeader);
+  ASSERT_TRUE(solo.node().ReadIndex(3).ok());
   solo.Drain();
   EXPECT_EQ(solo.read_states().size(), 2u);
+
+  // A leader that sent TimeoutNow no longer trusts its lease.
+  SoloNode transfer(1, {1, 2, 3}, {}, 0, lease);
+  transfer.MakeLeader();
+  const uint64_t t2 = transfer.node().current_term().value();
+  transfer.Deliver(2, t2, AppendEntriesResponse{true, LogIndex{1}, {}, {}, {}});
+  transfer.node().Tick();
+  auto round = OfType<HeartbeatRequest>(transfer.Drain());
+  ASSERT_FALSE(round.empty());
+  transfer.Deliver(2, t2, HeartbeatResponse{round[0].second.read_round});
+  ASSERT_TRUE(transfer.node().TransferLeadership(NodeId{2}).ok());
+  EXPECT_EQ(CountOf<TimeoutNowRequest>(transfer.Drain()), 1u);
+  ASSERT_TRUE(transfer.node().ReadIndex(9).ok());
+  transfer.Drain();
+  EXPECT_TRUE(transfer.read_states().empty());
+}
+
+// With lease reads, a freshly (re)started server withholds its vote for one
+// election timeout: it may have acknowledged a lease round just before.
+TEST(RaftTest, Section6_4_1_RestartedServerWithholdsVoteInLeaseMode) {
+  SoloNode solo(1, {1, 2, 3}, {}, 0, [](RaftConfig* c) { c->read_mode = ReadMode::kLease; });
+  std::vector<Message> sent = solo.Deliver(2, 1, RequestVoteRequest{LogIndex{0}, Term{0}, false, false});
+  EXPECT_TRUE(sent.empty());
+  EXPECT_EQ(solo.node().current_term(), Term{0});
 }
 
 // ---------------------------------------------------------------------------
