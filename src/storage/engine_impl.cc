@@ -241,6 +241,7 @@ Status EngineImpl::Recover() {
     RKV_ASSERT(writer_->Size() == newest->size.load());
     std::unique_lock l(mu_);
     active_ = newest;
+    newest->has_hint = false;  // it grows from here; its hint covers only a prefix
     active_size_ = newest->size.load();
     buf_base_ = active_size_;
   } else {
@@ -758,10 +759,16 @@ Status EngineImpl::SyncNow(uint64_t* covered) {
     generation = active_generation_;
   }
   Status s;
+  bool rolled = false;
   {
     std::lock_guard io(sync_io_mu_);
-    if (generation != active_generation_) return Status::OK();  // a roll synced that file
-    s = writer->Sync();
+    rolled = generation != active_generation_;
+    if (!rolled) s = writer->Sync();
+  }
+  if (rolled) {
+    // A roll synced that file, or failed to and recorded why.
+    std::lock_guard w(write_mu_);
+    return background_error_;
   }
   stat_syncs_.fetch_add(1, std::memory_order_relaxed);
   if (!s.ok()) {
