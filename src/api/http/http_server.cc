@@ -38,6 +38,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -64,6 +65,30 @@ struct State {
   std::mutex mu;
   std::condition_variable cv;
   size_t in_flight = 0;  // requests handed to the handler and not yet written back
+
+  // Every open connection, so Stop() can close those whose coroutine is
+  // parked waiting for a reply the service still holds.
+  std::mutex streams_mu;
+  std::unordered_set<beast::tcp_stream*> streams;
+};
+
+// Registers a connection's stream for its lifetime.
+class StreamRegistration {
+ public:
+  StreamRegistration(State* state, beast::tcp_stream* stream) : state_(state), stream_(stream) {
+    std::lock_guard lock(state_->streams_mu);
+    state_->streams.insert(stream_);
+  }
+  ~StreamRegistration() {
+    std::lock_guard lock(state_->streams_mu);
+    state_->streams.erase(stream_);
+  }
+  StreamRegistration(const StreamRegistration&) = delete;
+  StreamRegistration& operator=(const StreamRegistration&) = delete;
+
+ private:
+  State* state_;
+  beast::tcp_stream* stream_;
 };
 
 class InFlightGuard {
@@ -223,6 +248,7 @@ asio::awaitable<void> Session(tcp::socket socket, std::shared_ptr<State> state,
   ConnectionGuard connection_guard(state);
   const HttpLimits& limits = state->limits;
   beast::tcp_stream stream(std::move(socket));
+  StreamRegistration registration(state.get(), &stream);
   beast::flat_buffer buffer;
   bool linger = false;
 
@@ -436,6 +462,17 @@ class HttpServer::Impl {
     for (auto& t : threads_) t.join();
     threads_.clear();
     acceptor_.reset();
+    {
+      // No io thread runs now. A connection still waiting for the service
+      // is owned by the service's callback, not by the io_context, so close
+      // its socket here rather than when the callback lets go.
+      std::lock_guard lock(state_->streams_mu);
+      for (beast::tcp_stream* stream : state_->streams) {
+        beast::error_code ec;
+        stream->socket().shutdown(tcp::socket::shutdown_both, ec);
+        stream->socket().close(ec);
+      }
+    }
     // Connections still open are closed when the io_context goes (now, or
     // when the last reply callback the service holds lets go of it).
     io_context_.reset();
