@@ -152,7 +152,7 @@ void RunRandomCluster(uint64_t seed) {
   }
 }
 
-// RKV_RAFT_SEEDS=N runs seeds 1..N instead of the default 40;
+// RKV_RAFT_SEEDS=N runs seeds 1..N instead of the default 200;
 // RKV_TEST_SEED=S runs only seed S (to replay a failure).
 TEST(RaftRandomTest, SafetyAndLivenessUnderFaults) {
   if (std::getenv("RKV_TEST_SEED") != nullptr) {
@@ -160,7 +160,7 @@ TEST(RaftRandomTest, SafetyAndLivenessUnderFaults) {
     return;
   }
   const char* seeds = std::getenv("RKV_RAFT_SEEDS");
-  const uint64_t count = seeds != nullptr ? std::strtoull(seeds, nullptr, 10) : 40;
+  const uint64_t count = seeds != nullptr ? std::strtoull(seeds, nullptr, 10) : 200;
   for (uint64_t seed = 1; seed <= count && !::testing::Test::HasFailure(); ++seed) {
     RunRandomCluster(seed);
   }
