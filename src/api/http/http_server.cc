@@ -304,8 +304,8 @@ asio::awaitable<void> Session(tcp::socket socket, std::shared_ptr<State> state,
     InFlightGuard in_flight(state.get());
     auto slot = std::make_shared<ReplySlot>();
     std::optional<HttpResponse> ready = StartRequest(state.get(), slot, std::move(req));
-    // Kept as a plain statement: GCC 12 miscompiles co_await inside a
-    // conditional expression.
+    // Kept as plain statements: with GCC 12, co_await inside a conditional
+    // expression (and co_return co_await) corrupted memory here.
     HttpResponse reply;
     if (ready) {
       reply = std::move(*ready);
