@@ -240,6 +240,26 @@ void Network::Stabilize() {
   ADD_FAILURE() << "network did not stabilize";
 }
 
+void Network::DeliverSome(size_t max_messages) {
+  for (size_t delivered = 0; delivered < max_messages; ++delivered) {
+    for (auto& [id, peer] : peers_) {
+      while (HandleReady(id)) {
+      }
+    }
+    if (queue_.empty()) return;
+    const Message m = std::move(queue_.front());
+    queue_.pop_front();
+    auto it = peers_.find(m.to.value());
+    if (it == peers_.end()) continue;
+    Status s = it->second.node->Step(m);
+    EXPECT_TRUE(s.ok()) << s.ToString() << " for " << DescribeMessage(m);
+  }
+  for (auto& [id, peer] : peers_) {
+    while (HandleReady(id)) {
+    }
+  }
+}
+
 void Network::Send(const Message& m) {
   Enqueue(m);
   Stabilize();

@@ -104,6 +104,9 @@ class Network {
   // Delivers every queued message and handles every Ready until nothing
   // moves. Asserts that no Step returned an error and invariants hold.
   void Stabilize();
+  // Delivers at most `max_messages` queued messages (handling Readies as
+  // Stabilize does), leaving the rest queued: an intermediate state.
+  void DeliverSome(size_t max_messages);
   // Queues a message as if sent by m.from and stabilizes.
   void Send(const Message& m);
 

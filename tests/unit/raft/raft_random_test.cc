@@ -42,7 +42,14 @@ void RunRandomCluster(uint64_t seed) {
   uint64_t read_id = 0;
   std::map<uint64_t, LogIndex> read_floor;  // read id -> lowest acceptable read index
   for (int step = 0; step < 300 && !::testing::Test::HasFailure(); ++step) {
-    net.TickAndStabilize(1);
+    // Usually let the network settle after each tick; sometimes act in the
+    // middle of an exchange (an election half done, a commit not yet known).
+    if (random.OneIn(3)) {
+      net.TickAll(1);
+      net.DeliverSome(random.Uniform(20));
+    } else {
+      net.TickAndStabilize(1);
+    }
     const std::vector<uint64_t> leaders = net.LeaderIds();
     const uint64_t any = random.Range(1, 6);
     const uint64_t action = random.Uniform(100);
@@ -69,17 +76,19 @@ void RunRandomCluster(uint64_t seed) {
       net.Compact(any);
     } else if (action < 55) {
       if (!leaders.empty()) (void)net.node(leaders.back()).TransferLeadership(NodeId{any});
-    } else if (action < 60) {
+    } else if (action < 65) {
       // A linearizable read must see every write committed before it was
       // issued: its read index must be at least the highest commit index
-      // any server knows now.
+      // any server knows now. Every server is asked at once.
       LogIndex committed_now;
       for (uint64_t id = 1; id <= 6; ++id) {
         committed_now = std::max(committed_now, net.node(id).commit_index());
       }
-      ++read_id;
-      if (net.node(any).ReadIndex(read_id).ok()) read_floor[read_id] = committed_now;
-    } else if (action < 63) {
+      for (uint64_t id = 1; id <= 6; ++id) {
+        ++read_id;
+        if (net.node(id).ReadIndex(read_id).ok()) read_floor[read_id] = committed_now;
+      }
+    } else if (action < 68) {
       if (!leaders.empty()) {
         RaftNode& leader = net.node(leaders.back());
         const Configuration& c = leader.configuration();
