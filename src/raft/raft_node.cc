@@ -508,18 +508,19 @@ Status RaftNode::HandleInstallSnapshot(const Message& m, const InstallSnapshotRe
     return Status::InvalidArgument("bad snapshot metadata");
   }
   RKV_RETURN_IF_ERROR(CheckConfiguration(metadata.configuration));
-  const bool continues = incoming_snapshot_ && incoming_snapshot_->metadata == metadata &&
-                         incoming_snapshot_->data.size() == request.offset;
-  if (request.offset == 0) {
+  const bool same_snapshot = incoming_snapshot_ && incoming_snapshot_->metadata == metadata;
+  const bool continues = same_snapshot && incoming_snapshot_->data.size() == request.offset;
+  if (request.offset == 0 && !(same_snapshot && !incoming_snapshot_->data.empty())) {
     incoming_snapshot_ = Snapshot{metadata, request.data};
   } else if (continues) {
     incoming_snapshot_->data += request.data;
   } else {
-    // Out of order or a restart on either side: say what we hold.
-    const bool same = incoming_snapshot_ && incoming_snapshot_->metadata == metadata;
+    // Out of order, a duplicate, or a restart on either side: say what we
+    // hold (a duplicate first chunk does not discard what we have).
     SendTo(m.from, current_term_,
-           InstallSnapshotResponse{metadata.last_index, same ? incoming_snapshot_->data.size() : 0,
-                                   false, LogIndex{0}});
+           InstallSnapshotResponse{metadata.last_index,
+                                   same_snapshot ? incoming_snapshot_->data.size() : 0, false,
+                                   LogIndex{0}});
     return Status::OK();
   }
   if (!request.done) {
@@ -783,11 +784,10 @@ Status RaftNode::HandleInstallSnapshotResponse(const Message& m,
   if (pr.state != ProgressState::kSnapshot || response.snapshot_index != pr.pending_snapshot_index) {
     return Status::OK();
   }
-  if (response.next_offset > pr.snapshot_offset) {
+  // The follower's count of bytes held is authoritative: move forward when
+  // it grew, and back when it lost data (a restart) or we ran ahead of it.
+  if (response.next_offset != pr.snapshot_offset) {
     pr.snapshot_offset = response.next_offset;
-    SendSnapshotChunk(m.from);
-  } else if (response.next_offset == 0 && pr.snapshot_offset > 0) {
-    pr.snapshot_offset = 0;  // the follower lost what it had; start over
     SendSnapshotChunk(m.from);
   }
   return Status::OK();

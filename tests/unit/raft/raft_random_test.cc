@@ -120,6 +120,39 @@ void RunRandomCluster(uint64_t seed) {
     }
   }
   EXPECT_TRUE(converged);
+  if (!converged) {
+    for (uint64_t id = 1; id <= 6; ++id) {
+      const RaftNode& n = net.node(id);
+      std::fprintf(stderr,
+                   "node %lu role %s term %lu leader %lu commit %lu applied %lu last %lu first %lu "
+                   "voters %zu learners %zu voter? %d\n",
+                   static_cast<unsigned long>(id), std::string(RoleName(n.role())).c_str(),
+                   static_cast<unsigned long>(n.current_term().value()),
+                   static_cast<unsigned long>(n.leader_id().value()),
+                   static_cast<unsigned long>(n.commit_index().value()),
+                   static_cast<unsigned long>(n.applied_index().value()),
+                   static_cast<unsigned long>(n.last_index().value()),
+                   static_cast<unsigned long>(n.log().FirstIndex().value()),
+                   n.configuration().voters.size(), n.configuration().learners.size(),
+                   n.configuration().IsVoter(NodeId{id}) ? 1 : 0);
+      if (n.role() == Role::kLeader) {
+        for (uint64_t p = 1; p <= 6; ++p) {
+          if (!n.configuration().IsMember(NodeId{p}) || p == id) continue;
+          const Progress& pr = n.progress(NodeId{p});
+          std::fprintf(stderr, "  progress %lu %s match %lu next %lu inflight %zu snap %lu off %lu\n",
+                       static_cast<unsigned long>(p), std::string(ProgressStateName(pr.state)).c_str(),
+                       static_cast<unsigned long>(pr.match_index.value()),
+                       static_cast<unsigned long>(pr.next_index.value()), pr.inflights.count(),
+                       static_cast<unsigned long>(pr.pending_snapshot_index.value()),
+                       static_cast<unsigned long>(pr.snapshot_offset));
+        }
+      }
+    }
+    const size_t n = net.trace().size();
+    for (size_t i = n > 30 ? n - 30 : 0; i < n; ++i) {
+      std::fprintf(stderr, "%s\n", DescribeMessage(net.trace()[i]).c_str());
+    }
+  }
   // (A duplicated request or answer may serve a read twice; callers match
   // answers to pending requests by id.)
   std::set<uint64_t> served;

@@ -492,6 +492,11 @@ TEST(RaftTest, Section7_SnapshotChunksMustArriveInOrder) {
   auto r = OfType<InstallSnapshotResponse>(sent);
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].second.next_offset, 3u);
+  // A duplicate of the first chunk does not throw away what arrived since.
+  sent = solo.Deliver(2, 1, InstallSnapshotRequest{metadata, 0, "abc", false});
+  r = OfType<InstallSnapshotResponse>(sent);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].second.next_offset, 3u);
   sent = solo.Deliver(2, 1, InstallSnapshotRequest{metadata, 5, "xyz", true});
   r = OfType<InstallSnapshotResponse>(sent);
   ASSERT_EQ(r.size(), 1u);
