@@ -590,6 +590,108 @@ TEST(LincheckTest, LargeRandomizedHistory) {
 }
 
 // ---------------------------------------------------------------------------
+// Against brute force: small random histories (outcomes, results and
+// intervals all random, so about half are linearizable) judged by trying every
+// order.
+
+bool BruteForceDropped(const Operation& op) {
+  if (op.outcome == Outcome::kRejected) return true;
+  if (op.outcome == Outcome::kFail && op.type != OpType::kCas) return true;
+  return op.type == OpType::kGet && (op.outcome == Outcome::kUnknown || op.outcome == Outcome::kPending);
+}
+
+// Tries every order of the operations consistent with real time; an
+// operation with an unknown outcome may also be left out (as if it took
+// effect after everything else, or never).
+bool BruteForce(const std::vector<Operation>& ops, std::vector<bool>* done,
+                const std::optional<std::string>& state) {
+  bool all_known_done = true;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (!(*done)[i] && ops[i].outcome != Outcome::kUnknown) all_known_done = false;
+  }
+  if (all_known_done) return true;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if ((*done)[i]) continue;
+    const Operation& op = ops[i];
+    bool must_wait = false;  // another remaining operation completed before this one began
+    for (size_t j = 0; j < ops.size() && !must_wait; ++j) {
+      must_wait = j != i && !(*done)[j] && ops[j].outcome != Outcome::kUnknown &&
+                  ops[j].complete_time < op.invoke_time;
+    }
+    if (must_wait) continue;
+    std::optional<std::string> next = state;
+    bool valid = true;
+    const bool unknown = op.outcome == Outcome::kUnknown;
+    switch (op.type) {
+      case OpType::kPut: next = op.value; break;
+      case OpType::kDelete: next.reset(); break;
+      case OpType::kGet: valid = op.result == state; break;
+      case OpType::kCas:
+        if (unknown) {
+          if (state == op.value) next = op.new_value;
+        } else if (op.outcome == Outcome::kOk) {
+          valid = state == op.value;
+          next = op.new_value;
+        } else {
+          valid = state != op.value;
+        }
+        break;
+    }
+    if (!valid) continue;
+    (*done)[i] = true;
+    const bool found = BruteForce(ops, done, next);
+    (*done)[i] = false;
+    if (found) return true;
+  }
+  return false;
+}
+
+TEST(LincheckTest, AgreesWithBruteForceOnSmallHistories) {
+  const uint64_t seed = test::TestSeed(424242);
+  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
+  Random rng(seed);
+  const char* const kValues[] = {"a", "b", "c"};
+  auto random_value = [&]() -> std::optional<std::string> {
+    if (rng.OneIn(4)) return std::nullopt;
+    return std::string(kValues[rng.Uniform(3)]);
+  };
+  int linearizable = 0;
+  constexpr int kRounds = 4000;
+  for (int round = 0; round < kRounds; ++round) {
+    History h;
+    const auto n = rng.Range(1, 8);
+    for (uint64_t i = 0; i < n; ++i) {
+      Operation op;
+      switch (rng.Uniform(4)) {
+        case 0: op = Operation::Put(i, "k", kValues[rng.Uniform(3)]); break;
+        case 1: op = Operation::Get(i, "k"); break;
+        case 2: op = Operation::Delete(i, "k"); break;
+        default: op = Operation::Cas(i, "k", random_value(), kValues[rng.Uniform(3)]); break;
+      }
+      op.invoke_time = static_cast<int64_t>(rng.Uniform(20));
+      op.complete_time = op.invoke_time + static_cast<int64_t>(rng.Uniform(8));
+      const uint64_t o = rng.Uniform(10);
+      op.outcome = o < 6 ? Outcome::kOk : o < 8 ? Outcome::kUnknown : o < 9 ? Outcome::kFail : Outcome::kRejected;
+      if (op.type == OpType::kGet && op.outcome == Outcome::kOk) op.result = random_value();
+      h.ops.push_back(std::move(op));
+    }
+    std::vector<Operation> kept;
+    for (const Operation& op : h.ops) {
+      if (!BruteForceDropped(op)) kept.push_back(op);
+    }
+    std::vector<bool> done(kept.size(), false);
+    const bool expected = BruteForce(kept, &done, std::nullopt);
+    const CheckResult r = Check(h);
+    ASSERT_EQ(r.verdict, expected ? Verdict::kLinearizable : Verdict::kNotLinearizable)
+        << "seed " << seed << " round " << round << "\n" << WriteHistory(h) << r.explanation;
+    linearizable += expected ? 1 : 0;
+  }
+  std::printf("%d of %d random small histories linearizable\n", linearizable, kRounds);
+  EXPECT_GT(linearizable, kRounds / 10);
+  EXPECT_LT(linearizable, kRounds * 9 / 10);
+}
+
+// ---------------------------------------------------------------------------
 // The Recorder, from concurrent threads.
 
 TEST(LincheckTest, RecorderHistoryOfAMutexGuardedMapIsLinearizable) {
