@@ -131,6 +131,7 @@ struct PartitionReport {
 struct CheckStats {
   size_t operations = 0;  // in the history
   size_t dropped = 0;     // rejected, failed put/get/delete, get without a result
+  size_t pruned = 0;      // unknown-outcome writes whose value nothing observed (left out)
   size_t partitions = 0;  // distinct keys
   uint64_t steps = 0;     // states explored, all partitions
   uint64_t cache_entries = 0;
