@@ -649,15 +649,28 @@ void EngineImpl::SetBackgroundErrorLocked(const Status& s) {
                   s.ToString());
     background_error_ = s;
   }
-  std::lock_guard l(sync_mu_);
-  if (sync_error_.ok()) sync_error_ = s;
-  sync_cv_.notify_all();
+  SetSyncError(s);
+}
+
+void EngineImpl::SetSyncError(const Status& s) {
+  {
+    std::lock_guard l(sync_mu_);
+    if (sync_error_.ok()) sync_error_ = s;
+  }
+  sync_failed_.store(true, std::memory_order_release);
+  WakeSyncWaiters();
+}
+
+void EngineImpl::WakeSyncWaiters() {
+  sync_epoch_.fetch_add(1, std::memory_order_acq_rel);
+  sync_epoch_.notify_all();
 }
 
 void EngineImpl::MarkSynced(uint64_t seq) {
-  std::lock_guard l(sync_mu_);
-  synced_seq_ = std::max(synced_seq_, seq);
-  sync_cv_.notify_all();
+  uint64_t cur = synced_seq_.load(std::memory_order_acquire);
+  while (cur < seq && !synced_seq_.compare_exchange_weak(cur, seq, std::memory_order_acq_rel)) {
+  }
+  WakeSyncWaiters();
 }
 
 Status EngineImpl::RollLocked() {
@@ -721,29 +734,32 @@ Status EngineImpl::CreateActiveFileLocked(uint64_t id) {
 }
 
 Status EngineImpl::WaitDurable(uint64_t seq) {
-  std::unique_lock l(sync_mu_);
-  while (synced_seq_ < seq) {
-    if (!sync_error_.ok()) return sync_error_;
-    if (syncing_) {
-      sync_cv_.wait(l);
+  for (;;) {
+    if (synced_seq_.load(std::memory_order_acquire) >= seq) return Status::OK();
+    if (sync_failed_.load(std::memory_order_acquire)) {
+      std::lock_guard l(sync_mu_);
+      return sync_error_;
+    }
+    // Read the epoch before checking for a running sync: a sync that ends
+    // after this point changes the epoch, so the wait below returns at once.
+    const uint32_t epoch = sync_epoch_.load(std::memory_order_acquire);
+    bool expected = false;
+    if (syncing_.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) {
+      // Become the syncer for everyone waiting: one fdatasync covers every
+      // write buffered before it starts.
+      uint64_t covered = 0;
+      Status s = SyncNow(&covered);
+      syncing_.store(false, std::memory_order_release);
+      if (s.ok()) {
+        MarkSynced(covered);
+      } else {
+        SetSyncError(s);
+      }
       continue;
     }
-    // Become the syncer for everyone waiting: one fdatasync covers every
-    // write buffered before it starts.
-    syncing_ = true;
-    l.unlock();
-    uint64_t covered = 0;
-    Status s = SyncNow(&covered);
-    l.lock();
-    syncing_ = false;
-    if (s.ok()) {
-      synced_seq_ = std::max(synced_seq_, covered);
-    } else if (sync_error_.ok()) {
-      sync_error_ = s;
-    }
-    sync_cv_.notify_all();
+    if (synced_seq_.load(std::memory_order_acquire) >= seq) return Status::OK();
+    sync_epoch_.wait(epoch, std::memory_order_acquire);
   }
-  return Status::OK();
 }
 
 Status EngineImpl::SyncNow(uint64_t* covered) {
@@ -1149,11 +1165,7 @@ Status EngineImpl::Close() {
   Status cs = writer_->Close();
   if (s.ok()) s = cs;
   closed_ = true;
-  {
-    std::lock_guard l(sync_mu_);
-    if (sync_error_.ok()) sync_error_ = Status::ShuttingDown("engine is closed");
-    sync_cv_.notify_all();
-  }
+  SetSyncError(Status::ShuttingDown("engine is closed"));
   lock_.reset();
   return s;
 }

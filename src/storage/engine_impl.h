@@ -10,8 +10,8 @@
 //                 buffer starts. Readers hold it shared for a lookup and the
 //                 copy of one value; writers hold it exclusively only to
 //                 publish new keydir entries, never across I/O.
-//   sync_mu_      group-commit bookkeeping (synced_seq_); never held while
-//                 taking another lock.
+//   sync_mu_      the group-commit error; never held while taking another
+//                 lock. Group-commit progress itself is atomics (see below).
 //
 // The write buffer: writers encode records into buf_ (write_mu_), then
 // publish their keydir entries (mu_ exclusive). A reader whose record lies at
@@ -162,11 +162,17 @@ class EngineImpl final : public Engine {
   uint64_t buf_base_ = 0;  // file offset of buf_[0]
   std::vector<std::shared_ptr<DataFile>> obsolete_;  // retired, oldest first
 
-  std::mutex sync_mu_;
-  std::condition_variable sync_cv_;
-  uint64_t synced_seq_ = 0;
-  bool syncing_ = false;
+  // Group commit. Waiters block on sync_epoch_ (a futex through
+  // std::atomic::wait), which changes whenever synced_seq_ or the error
+  // changes, so a finished sync wakes every waiter without a mutex convoy.
+  std::atomic<uint64_t> synced_seq_{0};
+  std::atomic<bool> syncing_{false};       // one writer runs the shared sync
+  std::atomic<bool> sync_failed_{false};   // sync_error_ is set
+  std::atomic<uint32_t> sync_epoch_{0};
+  std::mutex sync_mu_;                     // guards sync_error_
   Status sync_error_;
+  void WakeSyncWaiters();
+  void SetSyncError(const Status& s);
 
   std::thread background_;
   std::mutex bg_mu_;
