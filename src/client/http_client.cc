@@ -1,9 +1,5 @@
 #include "client/http_client.h"
 
-// GCC's -Wnull-dereference fires inside Asio's inlined executor code (a
-// middle-end warning that system-header suppression does not cover).
-#pragma GCC diagnostic ignored "-Wnull-dereference"
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>

@@ -13,10 +13,6 @@
 // io_context and dropped with it rather than touching freed memory.
 #include "api/http/http_server.h"
 
-// GCC's -Wnull-dereference fires inside Asio's inlined executor code (a
-// middle-end warning that system-header suppression does not cover).
-#pragma GCC diagnostic ignored "-Wnull-dereference"
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
