@@ -699,8 +699,7 @@ Status EngineImpl::RollLocked() {
   }
   {
     std::lock_guard l(bg_mu_);
-    hint_queue_.push_back(old_id);
-    merge_wanted_ = true;
+    hint_queue_.push_back(old_id);  // also wakes the loop to look for merge work
   }
   bg_cv_.notify_one();
   return Status::OK();
@@ -1069,14 +1068,11 @@ void EngineImpl::BackgroundLoop() {
       options_.sync_mode == SyncMode::kInterval ? std::max<uint32_t>(options_.sync_interval_ms, 1) : 1000);
   for (;;) {
     std::vector<uint64_t> hints;
-    bool merge = false;
     {
       std::unique_lock l(bg_mu_);
-      bg_cv_.wait_for(l, period, [&] { return stopping() || !hint_queue_.empty() || merge_wanted_; });
+      bg_cv_.wait_for(l, period, [&] { return stopping() || !hint_queue_.empty(); });
       if (stopping()) return;
       hints.swap(hint_queue_);
-      merge = merge_wanted_;
-      merge_wanted_ = false;
     }
     if (options_.sync_mode == SyncMode::kInterval) {
       Status s = Sync();
@@ -1098,7 +1094,6 @@ void EngineImpl::BackgroundLoop() {
       Status s = BuildHint(file, file->size.load());
       if (!s.ok()) RKV_LOG_WARN("event=hint_failed file={} error=\"{}\"", file->path, s.ToString());
     }
-    (void)merge;
     if (options_.background_merge) {
       Status s = DoMerge();
       (void)s;  // DoMerge logs its failures

@@ -178,7 +178,6 @@ class EngineImpl final : public Engine {
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
   std::vector<uint64_t> hint_queue_;  // bg_mu_
-  bool merge_wanted_ = false;         // bg_mu_
   std::atomic<bool> stopping_{false};
   std::atomic<int> views_{0};
 
