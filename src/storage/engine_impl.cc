@@ -273,10 +273,11 @@ Status EngineImpl::LoadFile(const std::shared_ptr<DataFile>& file, uint64_t file
   const std::string hint_name = HintFileName(file->id);
   if (std::binary_search(names.begin(), names.end(), hint_name)) {
     auto data = ReadFileToString(env_, file->hint_path);
-    Result<HintContents> hint = data.ok() ? DecodeHintFile(*data, file->id) : Result<HintContents>(data.status());
-    if (hint.ok() && hint->data_size <= file_size) {
+    uint64_t covered = 0;
+    Status hint_status = data.status();
+    if (hint_status.ok()) {
       std::unique_lock l(mu_);
-      for (const HintEntry& e : hint->entries) {
+      hint_status = VisitHintFile(*data, file->id, file_size, &covered, [&](const HintEntryView& e) {
         RecordHeader h;
         h.type = e.type;
         h.flags = e.expiry_ms != 0 ? kRecordFlagExpiry : 0;
@@ -285,13 +286,14 @@ Status EngineImpl::LoadFile(const std::shared_ptr<DataFile>& file, uint64_t file
         h.seq = e.seq;
         h.value_size = static_cast<uint32_t>(e.record_size - h.header_size() - h.key_size);
         ApplyRecoveredLocked(file.get(), h, e.offset, e.key);
-      }
-      file->has_hint = hint->data_size == file_size;
-      scan_from = hint->data_size;
+      });
+    }
+    if (hint_status.ok()) {
+      file->has_hint = covered == file_size;
+      scan_from = covered;
       ++stat_hint_files_;
     } else {
-      RKV_LOG_WARN("event=hint_ignored file={} reason=\"{}\"", file->hint_path,
-                   hint.ok() ? "covers more than the data file" : hint.status().ToString());
+      RKV_LOG_WARN("event=hint_ignored file={} reason=\"{}\"", file->hint_path, hint_status.ToString());
     }
   }
   if (scan_from == kFileHeaderSize) ++stat_scanned_files_;

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
+
 #include "common/assert.h"
 #include "common/coding.h"
 #include "common/crc32c.h"
@@ -36,28 +38,16 @@ std::string HintWriter::Finish(uint64_t data_size) {
   return std::move(buf_);
 }
 
-Result<HintContents> DecodeHintFile(std::string_view data, uint64_t file_id) {
-  if (data.size() < kFileHeaderSize + kHintFooterSize) return Status::Corruption("hint file too short");
-  uint64_t id = 0;
-  RKV_RETURN_IF_ERROR(DecodeFileHeader(data, kHintMagic, &id));
-  if (id != file_id) return Status::Corruption(fmt::format("hint file names file {}", id));
-  const char* footer = data.data() + data.size() - kHintFooterSize;
-  if (std::string_view(footer + 16, 8) != kHintFooterMagic) {
-    return Status::Corruption("hint file footer missing");
-  }
-  const uint32_t count = DecodeFixed32(footer);
-  HintContents out;
-  out.data_size = DecodeFixed64(footer + 4);
-  const uint32_t crc = DecodeFixed32(footer + 12);
-  if (crc32c::Value(data.data(), data.size() - kHintFooterSize + 12) != crc) {
-    return Status::Corruption("hint file checksum mismatch");
-  }
+namespace {
 
-  std::string_view in = data.substr(kFileHeaderSize, data.size() - kFileHeaderSize - kHintFooterSize);
-  out.entries.reserve(count);
+// Parses the entries of a hint file whose header and checksum were checked,
+// calling fn (when given) for each. Returns the entry count.
+Result<uint32_t> ParseEntries(std::string_view in, uint64_t data_size,
+                              const std::function<void(const HintEntryView&)>* fn) {
+  uint32_t count = 0;
   while (!in.empty()) {
     if (in.size() < kHintEntrySize) return Status::Corruption("hint entry truncated");
-    HintEntry e;
+    HintEntryView e;
     const auto type = static_cast<uint8_t>(in[0]);
     const auto flags = static_cast<uint8_t>(in[1]);
     const uint16_t key_size = DecodeFixed16(in.data() + 2);
@@ -77,15 +67,58 @@ Result<HintContents> DecodeHintFile(std::string_view data, uint64_t file_id) {
       if (!GetFixed64(&in, &e.expiry_ms)) return Status::Corruption("hint entry truncated");
     }
     if (in.size() < key_size) return Status::Corruption("hint entry key truncated");
-    e.key.assign(in.data(), key_size);
+    e.key = in.substr(0, key_size);
     in.remove_prefix(key_size);
     if (e.record_size < RecordSize(key_size, 0, e.expiry_ms != 0) ||
-        e.offset + e.record_size > out.data_size) {
+        e.offset + e.record_size > data_size) {
       return Status::Corruption("hint entry points outside the data file");
     }
-    out.entries.push_back(std::move(e));
+    if (fn != nullptr) (*fn)(e);
+    ++count;
   }
-  if (out.entries.size() != count) return Status::Corruption("hint entry count mismatch");
+  return count;
+}
+
+}  // namespace
+
+Status VisitHintFile(std::string_view data, uint64_t file_id, uint64_t data_size_max,
+                     uint64_t* data_size, const std::function<void(const HintEntryView&)>& fn) {
+  if (data.size() < kFileHeaderSize + kHintFooterSize) return Status::Corruption("hint file too short");
+  uint64_t id = 0;
+  RKV_RETURN_IF_ERROR(DecodeFileHeader(data, kHintMagic, &id));
+  if (id != file_id) return Status::Corruption(fmt::format("hint file names file {}", id));
+  const char* footer = data.data() + data.size() - kHintFooterSize;
+  if (std::string_view(footer + 16, 8) != kHintFooterMagic) {
+    return Status::Corruption("hint file footer missing");
+  }
+  const uint32_t count = DecodeFixed32(footer);
+  const uint64_t covered = DecodeFixed64(footer + 4);
+  const uint32_t crc = DecodeFixed32(footer + 12);
+  if (crc32c::Value(data.data(), data.size() - kHintFooterSize + 12) != crc) {
+    return Status::Corruption("hint file checksum mismatch");
+  }
+  if (covered > data_size_max) {
+    return Status::Corruption(
+        fmt::format("hint covers {} bytes, more than the data file's {}", covered, data_size_max));
+  }
+  const std::string_view entries =
+      data.substr(kFileHeaderSize, data.size() - kFileHeaderSize - kHintFooterSize);
+  // Check every entry before handing out any, so a bad file applies nothing.
+  RKV_ASSIGN_OR_RETURN(uint32_t parsed, ParseEntries(entries, covered, nullptr));
+  if (parsed != count) return Status::Corruption("hint entry count mismatch");
+  *data_size = covered;
+  RKV_ASSIGN_OR_RETURN(parsed, ParseEntries(entries, covered, &fn));
+  RKV_ASSERT(parsed == count);
+  return Status::OK();
+}
+
+Result<HintContents> DecodeHintFile(std::string_view data, uint64_t file_id) {
+  HintContents out;
+  RKV_RETURN_IF_ERROR(VisitHintFile(data, file_id, UINT64_MAX, &out.data_size,
+                                    [&](const HintEntryView& e) {
+    out.entries.push_back(
+        HintEntry{e.type, e.record_size, e.offset, e.seq, e.expiry_ms, std::string(e.key)});
+  }));
   return out;
 }
 
