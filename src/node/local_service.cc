@@ -17,12 +17,9 @@ LocalService::~LocalService() { Stop(); }
 
 void LocalService::Get(std::string key, const ServiceReadOptions& /*options*/, GetCallback done) {
   // One node: linearizable, lease and stale reads are all the local state.
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_) {
-      done(Status::ShuttingDown("service is stopping"));
-      return;
-    }
+  if (stopping_.load(std::memory_order_acquire)) {
+    done(Status::ShuttingDown("service is stopping"));
+    return;
   }
   done(engine_->Get(key));
 }
@@ -37,10 +34,7 @@ void LocalService::Delete(std::string key, const ServiceWriteOptions& /*options*
   Enqueue(WriteOp{true, std::move(key), {}, std::move(done)});
 }
 
-bool LocalService::Healthy() const {
-  std::lock_guard lock(mu_);
-  return !stopping_;
-}
+bool LocalService::Healthy() const { return !stopping_.load(std::memory_order_acquire); }
 
 void LocalService::Enqueue(WriteOp op) {
   Status refused;

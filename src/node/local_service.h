@@ -9,6 +9,7 @@
 #ifndef RKV_NODE_LOCAL_SERVICE_H_
 #define RKV_NODE_LOCAL_SERVICE_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -66,7 +67,9 @@ class LocalService final : public KvService {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<WriteOp> queue_;
-  bool stopping_ = false;
+  // Written under mu_ (so writers waiting on cv_ see it), read without it on
+  // the read path.
+  std::atomic<bool> stopping_{false};
   std::vector<std::thread> writers_;
 };
 
