@@ -37,8 +37,9 @@
 // The Wal refuses every later write with the same status (reads go on from
 // memory), because after a failed fdatasync nothing written since the last
 // good one can be trusted to be on disk (and a retried fdatasync may report
-// success for pages the kernel already dropped). The node treats that as
-// fatal (RKV_FATAL(kWalSyncFailed)) and restarts from what recovery finds.
+// success for pages the kernel already dropped). The node must treat that
+// as fatal (RKV_FATAL(FatalReason::kWalSyncFailed)) and restart from what
+// recovery finds.
 // Invalid arguments (entries that do not follow the log, an older snapshot)
 // are refused with InvalidArgument and change nothing.
 //
