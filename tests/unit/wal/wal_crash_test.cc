@@ -140,6 +140,7 @@ TEST_P(WalCrashTest, CrashAtEveryOperationKeepsEverythingSyncedAndNothingTruncat
     ++crash_points;
     if (!cut) break;
   }
+  RecordProperty("crash_points", std::to_string(crash_points));
   EXPECT_GT(crash_points, 200u) << "the workload should cross many operations";
 }
 
@@ -220,6 +221,7 @@ TEST_P(WalCrashTest, CrashAtEveryOperationOfRecovery) {
     ++crash_points;
     if (!cut) break;
   }
+  RecordProperty("crash_points", std::to_string(crash_points));
   EXPECT_GT(crash_points, 5u);
 }
 

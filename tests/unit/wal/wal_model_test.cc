@@ -72,7 +72,7 @@ TEST_P(WalModelTest, MatchesMemoryLogStorageThroughRestartsAndCrashes) {
   uint64_t term = 1;
   uint64_t restarts = 0, crashes = 0, failures = 0;
 
-  for (uint64_t step = 0; step < 700; ++step) {
+  for (uint64_t step = 0; step < 1500; ++step) {
     SCOPED_TRACE("step " + std::to_string(step));
     const uint64_t r = rnd.Uniform(100);
     if (r < 3) {

@@ -677,5 +677,53 @@ TEST_F(WalTest, CloseSyncsAndLaterWritesFail) {
   EXPECT_EQ(wal->LastIndex(), LogIndex{3});
 }
 
+// The same on the real file system: preallocation, appends, truncation of a
+// torn tail and deletion of segments through PosixEnv.
+TEST(WalPosixTest, RestartsOnTheRealFileSystem) {
+  log::SetLevel(log::Level::kOff);
+  ::rkv::test::TempDir tmp;
+  const std::string dir = tmp.Join("wal");
+  WalOptions options;
+  options.segment_size = 4096;
+  options.bootstrap = MakeConfiguration({1});
+  raft::MemoryLogStorage model(*options.bootstrap);
+  std::string last_segment;
+  {
+    auto wal = Wal::Open(Env::Posix(), dir, options);
+    ASSERT_OK(wal);
+    for (uint64_t i = 1; i <= 200; ++i) {
+      const raft::Entry e = MakeEntry(i, 1 + i / 50, std::string(50, static_cast<char>('a' + i % 26)));
+      const raft::HardState hs{Term{1 + i / 50}, NodeId{1}, LogIndex{i}};
+      ASSERT_OK((*wal)->Save({}, {e}, hs));
+      model.Append({e});
+      model.SetHardState(hs);
+      if (i % 7 == 0) ASSERT_OK((*wal)->Sync());
+    }
+    ASSERT_OK((*wal)->Compact(LogIndex{150}, *options.bootstrap));
+    ASSERT_OK(model.CreateSnapshot(LogIndex{150}, *options.bootstrap, ""));
+    EXPECT_GT((*wal)->stats().segments_deleted, 0u);
+    last_segment = (*wal)->SegmentPaths().back();
+  }
+  // Half a record after the last one, as a crash mid-write leaves it.
+  {
+    std::string torn;
+    AppendEntryRecord(MakeEntry(201, 5, "torn"), kRecordFlagBatchEnd, &torn);
+    auto file = Env::Posix()->NewAppendableFile(last_segment);
+    ASSERT_OK(file);
+    ASSERT_OK((*file)->Append(torn.substr(0, 15)));
+  }
+  auto wal = Wal::Open(Env::Posix(), dir, options);
+  ASSERT_OK(wal);
+  EXPECT_EQ(Fingerprint(**wal), Fingerprint(model));
+  EXPECT_EQ((*wal)->stats().truncated_bytes, 15u);
+  ASSERT_OK((*wal)->Append({MakeEntry(201, 5, "kept")}));
+  ASSERT_OK((*wal)->Close());
+  wal->reset();  // releases the directory lock
+  auto reopened = Wal::Open(Env::Posix(), dir, options);
+  ASSERT_OK(reopened);
+  EXPECT_EQ((*reopened)->LastIndex(), LogIndex{201});
+  log::SetLevel(log::Level::kInfo);
+}
+
 }  // namespace
 }  // namespace rkv::wal
