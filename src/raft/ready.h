@@ -5,9 +5,14 @@
 //      followers, whose term is already durable, so they may leave while the
 //      local write below is still in progress (dissertation §10.2.1).
 //   2. Persist, in this order: snapshot (if any) replaces the log;
-//      entries are appended (dropping any persisted entry at or after
-//      entries.front().index); hard_state (if any) is written. If must_sync,
-//      fsync before step 3.
+//      hard_state (if any) is written; entries are appended (dropping any
+//      persisted entry at or after entries.front().index). If must_sync,
+//      fsync before step 3. The order matters for a torn write: entries must
+//      never survive a crash without the hard state of their Ready, whose
+//      term covers them and whose commit index says that the configuration
+//      change before them committed (without it, a restarted server could
+//      campaign in a stale configuration). A commit index beyond the last
+//      entry that survived is lowered to it on recovery.
 //   3. Send messages. These include votes and AppendEntries acknowledgements,
 //      which promise that the state in step 2 is durable.
 //   4. Apply: the snapshot (if any) to the state machine, then
