@@ -8,7 +8,7 @@ ARGS   ?=
 # CI builds with -Werror.
 CMAKE_EXTRA := $(if $(CI),-DRKV_WERROR=ON,)
 
-.PHONY: all deps configure build run test test-asan test-tsan bench clean help
+.PHONY: all deps configure build run test test-asan test-tsan bench sim-long sim-planted clean help
 
 all: build
 
@@ -18,6 +18,8 @@ help:
 	@echo "make test-asan  the same under AddressSanitizer + UBSan"
 	@echo "make test-tsan  the storage and env tests under ThreadSanitizer (part of make test)"
 	@echo "make bench      the engine benchmark beside LMDB, RocksDB and LevelDB"
+	@echo "make sim-long   the cluster simulator for SIM_FOR (default 10m), swarm rates unless SWARM=0"
+	@echo "make sim-planted  re-plant known Raft bugs and show the seed that catches each"
 
 deps:
 	@scripts/install-deps.sh
@@ -51,6 +53,20 @@ test-tsan: deps
 
 bench: build
 	./build/bin/raft-kv-engine-bench
+
+# A simulator sweep for as long as asked, from a seed taken from the clock
+# (printed, so a failure replays): make sim-long SIM_FOR=2h SIM_JOBS=8
+SIM_FOR  ?= 10m
+SIM_FROM ?= $(shell date +%s)
+SIM_JOBS ?= $(shell nproc)
+SWARM    ?= 1
+sim-long: configure
+	@cmake --build --preset $(PRESET) --target raft-kv-sim
+	./$(BUILD)/bin/raft-kv-sim --seeds $(SIM_FROM).. --for $(SIM_FOR) --jobs $(SIM_JOBS) \
+	  $(if $(filter 1,$(SWARM)),--swarm,) --keep-going
+
+sim-planted: deps
+	tests/sim/planted/run.sh
 
 clean:
 	rm -rf build build-debug build-asan build-tsan

@@ -36,7 +36,7 @@ for patch in "${patches[@]}"; do
   name="$(basename "$patch" .patch)"
   tree="$work/$name"
   cp -a "$work/base" "$tree"
-  (cd "$tree" && patch -s -p1 < "$patch")
+  (cd "$tree" && git apply "$patch")
   cmake -S "$tree" -B "$tree/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DRKV_BUILD_BENCH=OFF >/dev/null
   cmake --build "$tree/build" --target raft-kv-sim -j "$jobs" >/dev/null
