@@ -461,15 +461,15 @@ Status Wal::Save(const std::optional<raft::SnapshotMetadata>& snapshot,
   const size_t batch_start = buffer_.size();
   auto flags = [&left] { return --left == 0 ? kRecordFlagBatchEnd : uint8_t{0}; };
   if (snapshot) AppendSnapshotRecord(RecordType::kSnapshot, *snapshot, flags(), &buffer_);
+  if (hard_state) AppendHardStateRecord(*hard_state, flags(), &buffer_);
   if (truncate) AppendTruncateRecord(entries.front().index, flags(), &buffer_);
   for (const raft::Entry& e : entries) AppendEntryRecord(e, flags(), &buffer_);
-  if (hard_state) AppendHardStateRecord(*hard_state, flags(), &buffer_);
   RKV_RETURN_IF_ERROR(MaybeRoll(batch_start));
 
   if (snapshot) DoApplySnapshot(*snapshot);
+  if (hard_state) hard_state_ = *hard_state;
   if (truncate) DoTruncate(entries.front().index);
   for (const raft::Entry& e : entries) DoAppend(e);
-  if (hard_state) hard_state_ = *hard_state;
   return MaybeFlush();
 }
 

@@ -120,11 +120,12 @@ class Wal final : public raft::LogStorage {
   // ---- Writes. Each is queued (visible to reads at once) and durable once
   // Sync returns OK. ----
 
-  // Persists one Ready, in its order: `snapshot` (if set) replaces the whole
-  // log, as MemoryLogStorage::ApplySnapshot; `entries` (consecutive indexes)
-  // are appended, first dropping every entry at or after
-  // entries.front().index; `hard_state` (if set) is recorded. All of it is
-  // one batch: after a crash it is there whole or not at all.
+  // Persists one Ready, in its order (ready.h): `snapshot` (if set) replaces
+  // the whole log, as MemoryLogStorage::ApplySnapshot; `hard_state` (if set)
+  // is recorded; `entries` (consecutive indexes) are appended, first
+  // dropping every entry at or after entries.front().index. All of it is
+  // one batch: after a crash it is there whole or not at all, so entries
+  // never survive without the hard state saved with them.
   // InvalidArgument (nothing changes) if the snapshot is not newer than the
   // current one, or entries.front().index is not in
   // (snapshot index, LastIndex() + 1].

@@ -409,13 +409,13 @@ TEST_F(WalTest, InvalidWritesAreRefusedAndChangeNothing) {
 }
 
 TEST_F(WalTest, ATornTailAtEveryByteOfTheLastBatchIsTruncated) {
-  // The last batch: two entries and a hard state, written but not synced.
+  // The last batch: a hard state and two entries, written but not synced.
   const auto last_entries = MakeEntries(4, 5, 2, std::string(40, 'z'));
   const raft::HardState last_hs{Term{2}, NodeId{1}, LogIndex{5}};
   std::string batch;
+  AppendHardStateRecord(last_hs, 0, &batch);
   AppendEntryRecord(last_entries[0], 0, &batch);
-  AppendEntryRecord(last_entries[1], 0, &batch);
-  AppendHardStateRecord(last_hs, kRecordFlagBatchEnd, &batch);
+  AppendEntryRecord(last_entries[1], kRecordFlagBatchEnd, &batch);
 
   for (uint64_t keep = 0; keep <= batch.size(); ++keep) {
     SCOPED_TRACE("kept bytes " + std::to_string(keep));
