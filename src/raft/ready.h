@@ -4,15 +4,16 @@
 //   1. Send messages_before_persist. They are a leader's requests to its
 //      followers, whose term is already durable, so they may leave while the
 //      local write below is still in progress (dissertation §10.2.1).
-//   2. Persist, in this order: snapshot (if any) replaces the log;
-//      hard_state (if any) is written; entries are appended (dropping any
-//      persisted entry at or after entries.front().index). If must_sync,
-//      fsync before step 3. The order matters for a torn write: entries must
-//      never survive a crash without the hard state of their Ready, whose
-//      term covers them and whose commit index says that the configuration
-//      change before them committed (without it, a restarted server could
-//      campaign in a stale configuration). A commit index beyond the last
-//      entry that survived is lowered to it on recovery.
+//   2. Persist: snapshot (if any) replaces the log; hard_state (if any) is
+//      written; entries are appended (dropping any persisted entry at or
+//      after entries.front().index). If must_sync, fsync before step 3.
+//      The three are durable together: a crash may lose the whole write but
+//      must never keep part of it (a log writes them as one checksummed
+//      batch that recovery applies whole or not at all). Entries kept
+//      without their hard state can lack the commit index that says the
+//      configuration change before them committed (a restarted server then
+//      campaigns in a stale configuration); a hard state kept without its
+//      entries can carry a commit index over entries they were to replace.
 //   3. Send messages. These include votes and AppendEntries acknowledgements,
 //      which promise that the state in step 2 is durable.
 //   4. Apply: the snapshot (if any) to the state machine, then

@@ -782,21 +782,17 @@ void Simulation::Crash(Server& s) {
                  s.in_flight ? "a write in flight" : "disk idle");
   }
   ++report_.crashes;
-  if (s.in_flight && !s.in_flight->snapshot && random_.OneIn(2)) {
-    // A torn write: the hard state and a prefix of the entries reached the
-    // disk (a log writes the hard state of a Ready before its entries, so
-    // entries never survive without the term and commit index that came
-    // with them; see ready.h). Nothing was acknowledged: acknowledgements
-    // wait for the write to complete.
+  // A write in flight is lost whole: a log writes each Ready as one batch
+  // that recovery applies whole or not at all (ready.h). The planted bug
+  // instead tears it, keeping the entries (and term and vote) but not the
+  // commit index written with them.
+  if (options_.unsafe_torn_commit && s.in_flight && !s.in_flight->snapshot && random_.OneIn(2)) {
     const Ready& ready = *s.in_flight;
     if (ready.hard_state) {
       raft::HardState hs = *ready.hard_state;
-      // The planted bug: the commit index is written after the entries, and
-      // the tear falls between them.
-      if (options_.unsafe_torn_commit) hs.commit_index = s.disk->GetInitialState().hard_state.commit_index;
+      hs.commit_index = s.disk->GetInitialState().hard_state.commit_index;
       s.disk->SetHardState(hs);
       s.durable_term = hs.current_term;
-      s.durable_commit = hs.commit_index;
     }
     const size_t keep = random_.Uniform(ready.entries.size() + 1);
     if (keep > 0) {
