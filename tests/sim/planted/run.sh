@@ -4,9 +4,9 @@
 #
 #   tests/sim/planted/run.sh                 every patch in this directory
 #   tests/sim/planted/run.sh 2-vote-*.patch  just these
-#   SEEDS=1..5000 tests/sim/planted/run.sh   a longer sweep per patch
+#   SEEDS=1..20000 tests/sim/planted/run.sh   a longer sweep per patch
 #
-# Each patch is applied to a copy of the working tree (the checkout itself is
+# Each patch is applied to a copy of the tracked files of the working tree (the checkout itself is
 # never touched), raft-kv-sim is built there, and the sweep runs with fixed
 # and with swarm fault rates until the first failure. Exit status: 0 if every
 # patch was caught, 1 otherwise.
@@ -14,7 +14,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
-seeds="${SEEDS:-1..2000}"
+seeds="${SEEDS:-1..3000}"
 jobs="${JOBS:-2}"
 patches=("$@")
 if [ ${#patches[@]} -eq 0 ]; then
@@ -24,9 +24,9 @@ fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-# Tracked and untracked (not ignored) files of the working tree.
+# The tracked files of the working tree (with their uncommitted changes).
 mkdir -p "$work/base"
-(cd "$root" && git ls-files -z --cached --others --exclude-standard |
+(cd "$root" && git ls-files -z --cached |
    tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -xf - -C "$work/base"
 
 printf '%-42s %-40s %s\n' "planted bug" "fixed rates" "swarm"
