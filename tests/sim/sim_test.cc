@@ -2,11 +2,18 @@
 // correct core, and its checks fail when the simulated server is broken.
 #include <gtest/gtest.h>
 
+#include "common/logging.h"
 #include "sim/kv_machine.h"
 #include "sim/simulation.h"
 
 namespace rkv::sim {
 namespace {
+
+// The WAL logs every recovery of every simulated crash.
+const bool quiet = [] {
+  log::SetLevel(log::Level::kError);
+  return true;
+}();
 
 TEST(KvMachineTest, CommandsRoundTrip) {
   KvCommand put{CommandType::kPut, "k", "v", std::nullopt, 3, 9};
@@ -48,6 +55,18 @@ TEST(SimulationTest, SameSeedSameRun) {
     EXPECT_EQ(a.ops_ok, b.ops_ok);
     options.seed = 18;
     EXPECT_NE(RunSimulation(options).trace_hash, a.trace_hash);
+  }
+}
+
+TEST(SimulationTest, ModelDiskAndRealWalBothPass) {
+  for (bool real_wal : {false, true}) {
+    for (uint64_t seed = 1; seed <= 20; ++seed) {
+      SimOptions options;
+      options.seed = seed;
+      options.real_wal = real_wal;
+      const SimReport r = RunSimulation(options);
+      EXPECT_TRUE(r.passed) << "seed " << seed << (real_wal ? " (wal)" : " (memory)") << ": " << r.failure;
+    }
   }
 }
 
@@ -99,6 +118,7 @@ TEST(SimulationTest, CatchesAcknowledgementsBeforePersisting) {
 TEST(SimulationTest, CatchesLostCommitIndexes) {
   SimOptions options;
   options.unsafe_torn_commit = true;
+  options.real_wal = false;  // planted in the model disk
   options.swarm = true;  // crash-heavy seeds find it sooner
   const uint64_t seed = FirstFailingSeed(options, 2000);
   EXPECT_NE(seed, 0u) << "a log losing commit indexes went unnoticed for 2000 swarm seeds";

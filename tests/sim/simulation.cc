@@ -22,6 +22,7 @@
 #include "raft/raft_node.h"
 #include "raft/ready.h"
 #include "sim/kv_machine.h"
+#include "sim/wal_disk.h"
 #include "tools/lincheck/lincheck.h"
 
 namespace rkv::sim {
@@ -125,8 +126,14 @@ struct Server {
   // The disk. Everything in it is durable except a hard state whose only
   // change was the commit index (written without a sync): durable_commit is
   // what survives a crash.
+  // With --log memory, the model disk:
   std::unique_ptr<raft::MemoryLogStorage> disk;
   LogIndex durable_commit;
+  // With the real WAL (the default): its file system, which outlives
+  // crashes, the state machine's snapshots, and the open WAL.
+  std::unique_ptr<FaultEnv> env;
+  SnapshotStore snapshots;
+  std::unique_ptr<WalDisk> wal;
   Term durable_term;
   int64_t sync_us = 0;
   int64_t stalled_until = 0;
@@ -156,6 +163,12 @@ struct Server {
   uint64_t next_read_id = 1;
   Term last_term;  // this incarnation's highest term (never decreases)
   Role last_role = Role::kFollower;
+
+  // What the Raft core reads.
+  const raft::LogStorage* log() const {
+    if (wal) return wal.get();
+    return disk.get();
+  }
 };
 
 // ---------------------------------------------------------------------------
@@ -365,7 +378,11 @@ void Simulation::ChooseSetup() {
   for (uint64_t id = 1; id <= voters + learners + spares_.size(); ++id) {
     Server& s = servers_[id];
     s.id = id;
-    s.disk = std::make_unique<raft::MemoryLogStorage>(initial_);
+    if (options_.real_wal) {
+      s.env = std::make_unique<FaultEnv>();
+    } else {
+      s.disk = std::make_unique<raft::MemoryLogStorage>(initial_);
+    }
     s.sync_us = rates_.disk_sync_us;
     if (random_.Chance(rates_.slow_disk)) s.sync_us *= 20;  // at most 30 ms
   }
@@ -495,6 +512,14 @@ void Simulation::Dispatch(Event& e) {
       Ready ready = std::move(*s.in_flight);
       s.in_flight.reset();
       s.disk_busy = false;
+      if (s.wal) {
+        Status status = s.wal->Sync();
+        if (!status.ok()) {
+          Fail("server " + std::to_string(s.id) + ": WAL sync failed: " + status.ToString());
+          return;
+        }
+        s.durable_term = s.wal->GetInitialState().hard_state.current_term;
+      }
       FinishReady(s, ready);
       Pump(s);
       return;
@@ -640,6 +665,17 @@ void Simulation::StartReady(Server& s, Ready ready) {
     for (Message& m : ready.messages) SendRaft(std::move(m));
     ready.messages.clear();
   }
+  if (s.wal) {
+    if (ready.hard_state && ready.hard_state->current_term < s.durable_term) {
+      Fail("server " + std::to_string(s.id) + " wrote a lower term to disk");
+    }
+    Status status = s.wal->Write(ready);
+    if (!status.ok()) {
+      Fail("server " + std::to_string(s.id) + ": WAL write failed: " + status.ToString());
+      return;
+    }
+    if (!ready.entries.empty()) RecordAppended(s, ready.entries);
+  }
   if (!ready.must_sync) {
     FinishReady(s, ready);
     return;
@@ -651,7 +687,7 @@ void Simulation::StartReady(Server& s, Ready ready) {
 }
 
 void Simulation::FinishReady(Server& s, Ready& ready) {
-  Persist(s, ready);
+  if (!s.wal) Persist(s, ready);
   for (Message& m : ready.messages) SendRaft(std::move(m));
   Apply(s, ready);
   const Configuration before = s.raft->configuration();
@@ -663,9 +699,16 @@ void Simulation::FinishReady(Server& s, Ready& ready) {
   }
   // The configuration in effect at the applied index (read on restart only
   // through the snapshot; see Restart).
-  s.disk->SetConfiguration(s.raft->configuration());
+  if (!(before == s.raft->configuration())) {
+    if (s.wal) {
+      Status status = s.wal->SetConfiguration(s.raft->configuration());
+      if (!status.ok()) Fail("server " + std::to_string(s.id) + ": WAL write failed: " + status.ToString());
+    } else {
+      s.disk->SetConfiguration(s.raft->configuration());
+    }
+  }
   CheckServer(s);
-  if (s.applied.value() >= s.disk->FirstIndex().value() + rates_.compact_threshold) Compact(s);
+  if (s.applied.value() >= s.log()->FirstIndex().value() + rates_.compact_threshold) Compact(s);
 }
 
 void Simulation::Persist(Server& s, const Ready& ready) {
@@ -782,11 +825,17 @@ void Simulation::Crash(Server& s) {
                  s.in_flight ? "a write in flight" : "disk idle");
   }
   ++report_.crashes;
+  if (s.wal) {
+    // A power loss: the WAL's files keep a random prefix of their unsynced
+    // bytes (none, some, or all), directory changes not synced revert.
+    s.wal.reset();
+    s.env->Crash(CrashOptions{0, false, random_.Next() | 1});
+  }
   // A write in flight is lost whole: a log writes each Ready as one batch
   // that recovery applies whole or not at all (ready.h). The planted bug
   // instead tears it, keeping the entries (and term and vote) but not the
   // commit index written with them.
-  if (options_.unsafe_torn_commit && s.in_flight && !s.in_flight->snapshot && random_.OneIn(2)) {
+  if (options_.unsafe_torn_commit && s.disk && s.in_flight && !s.in_flight->snapshot && random_.OneIn(2)) {
     const Ready& ready = *s.in_flight;
     if (ready.hard_state) {
       raft::HardState hs = *ready.hard_state;
@@ -801,11 +850,13 @@ void Simulation::Crash(Server& s) {
       RecordAppended(s, prefix);
     }
   }
-  // A commit index written without a sync may be lost; it never exceeds the
-  // log that survived.
-  raft::HardState hs = s.disk->GetInitialState().hard_state;
-  hs.commit_index = std::min(s.durable_commit, s.disk->LastIndex());
-  s.disk->SetHardState(hs);
+  if (s.disk) {
+    // A commit index written without a sync may be lost; it never exceeds
+    // the log that survived.
+    raft::HardState hs = s.disk->GetInitialState().hard_state;
+    hs.commit_index = std::min(s.durable_commit, s.disk->LastIndex());
+    s.disk->SetHardState(hs);
+  }
 
   s.up = false;
   ++s.incarnation;
@@ -820,9 +871,27 @@ void Simulation::Crash(Server& s) {
 void Simulation::Restart(Server& s) {
   // The state machine is volatile here: it restarts from the snapshot on
   // disk and the core replays the committed entries after it.
-  Result<raft::Snapshot> snapshot = s.disk->GetSnapshot();
-  RKV_ASSERT(snapshot.ok());
-  s.disk->SetConfiguration(snapshot->metadata.configuration);
+  if (s.env) {
+    Result<std::unique_ptr<WalDisk>> wal = WalDisk::Open(s.env.get(), initial_, &s.snapshots);
+    if (!wal.ok()) {
+      Fail("server " + std::to_string(s.id) + ": WAL recovery failed: " + wal.status().ToString());
+      return;
+    }
+    s.wal = std::move(*wal);
+  }
+  Result<raft::Snapshot> snapshot = s.log()->GetSnapshot();
+  if (!snapshot.ok()) {
+    Fail("server " + std::to_string(s.id) + ": no snapshot to restart from: " + snapshot.status().ToString());
+    return;
+  }
+  if (s.wal) {
+    if (!(s.wal->GetInitialState().configuration == snapshot->metadata.configuration)) {
+      Status status = s.wal->SetConfiguration(snapshot->metadata.configuration);
+      if (!status.ok()) Fail("server " + std::to_string(s.id) + ": WAL write failed: " + status.ToString());
+    }
+  } else {
+    s.disk->SetConfiguration(snapshot->metadata.configuration);
+  }
   s.kv = KvMachine();
   if (!s.kv.Decode(snapshot->data)) Fail("undecodable snapshot on disk");
   s.applied = snapshot->metadata.last_index;
@@ -831,7 +900,7 @@ void Simulation::Restart(Server& s) {
   config.id = NodeId{s.id};
   config.applied_index = s.applied;
   Result<std::unique_ptr<RaftNode>> node =
-      RaftNode::Create(config, s.disk.get(), Random(options_.seed * 7919 + s.id * 131 + s.incarnation));
+      RaftNode::Create(config, s.log(), Random(options_.seed * 7919 + s.id * 131 + s.incarnation));
   if (!node.ok()) {
     Fail("server " + std::to_string(s.id) + " cannot restart: " + node.status().ToString());
     return;
@@ -842,8 +911,8 @@ void Simulation::Restart(Server& s) {
     std::fprintf(stderr, "    server %lu starts: term %lu vote %lu log %lu..%lu configuration %s\n",
                  static_cast<unsigned long>(s.id), static_cast<unsigned long>(s.raft->current_term().value()),
                  static_cast<unsigned long>(s.raft->voted_for().value()),
-                 static_cast<unsigned long>(s.disk->FirstIndex().value()),
-                 static_cast<unsigned long>(s.disk->LastIndex().value()),
+                 static_cast<unsigned long>(s.log()->FirstIndex().value()),
+                 static_cast<unsigned long>(s.log()->LastIndex().value()),
                  DescribeConfiguration(s.raft->configuration()).c_str());
   }
   s.last_term = s.raft->current_term();
@@ -853,8 +922,9 @@ void Simulation::Restart(Server& s) {
 }
 
 void Simulation::Compact(Server& s) {
-  if (!s.up || s.applied < s.disk->FirstIndex()) return;
-  Status status = s.disk->CreateSnapshot(s.applied, s.raft->configuration(), s.kv.Encode());
+  if (!s.up || s.applied < s.log()->FirstIndex()) return;
+  Status status = s.wal ? s.wal->Compact(s.applied, s.raft->configuration(), s.kv.Encode())
+                        : s.disk->CreateSnapshot(s.applied, s.raft->configuration(), s.kv.Encode());
   if (!status.ok()) {
     Fail("compaction failed at server " + std::to_string(s.id) + ": " + status.ToString());
     return;
@@ -1176,7 +1246,7 @@ void Simulation::CheckLeaderCompleteness(const Server& s) {
 // Log Matching: two entries with the same index and term hold the same
 // command and follow the same term, on every server, ever.
 void Simulation::RecordAppended(const Server& s, const std::vector<Entry>& entries) {
-  Result<Term> before = s.disk->TermAt(entries.front().index - 1);
+  Result<Term> before = s.log()->TermAt(entries.front().index - 1);
   uint64_t prev = before.ok() ? before->value() : UINT64_MAX;
   for (const Entry& e : entries) {
     const std::pair<size_t, uint64_t> value{std::hash<std::string>{}(e.data), prev};

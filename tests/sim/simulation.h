@@ -62,6 +62,11 @@ struct SimOptions {
   bool trace = false;
   // Writes the client history here (docs/formats/history.md) if not empty.
   std::string history_path;
+  // Each server keeps its Raft log in the real WAL (src/wal) on a simulated
+  // file system whose crashes tear unsynced bytes; false: in a model of the
+  // Ready contract (MemoryLogStorage plus a durable commit index), which is
+  // faster and is where the torn-commit bug can be planted.
+  bool real_wal = true;
 
   // Deliberate harness bugs, to show the checks catch them (tests only):
   // send every message before the disk write (an acknowledgement that
