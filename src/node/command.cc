@@ -1,0 +1,225 @@
+#include "node/command.h"
+
+#include <fmt/format.h>
+
+#include <utility>
+
+#include "common/coding.h"
+
+namespace rkv {
+
+namespace {
+
+// Flag bits of a compare-and-swap.
+constexpr uint8_t kCasExpectedPresent = 1u << 0;
+
+Status Bad(std::string_view what) { return Status::Corruption(fmt::format("command: {}", what)); }
+
+bool GetU8(std::string_view* input, uint8_t* v) {
+  if (input->empty()) return false;
+  *v = static_cast<uint8_t>((*input)[0]);
+  input->remove_prefix(1);
+  return true;
+}
+
+bool GetString(std::string_view* input, std::string* out) {
+  std::string_view v;
+  if (!GetLengthPrefixed(input, &v)) return false;
+  out->assign(v.data(), v.size());
+  return true;
+}
+
+}  // namespace
+
+Command Command::Put(std::string key, std::string value, uint64_t expiry_ms) {
+  Command c;
+  c.kind = Kind::kPut;
+  c.key = std::move(key);
+  c.value = std::move(value);
+  c.expiry_ms = expiry_ms;
+  return c;
+}
+
+Command Command::Delete(std::string key) {
+  Command c;
+  c.kind = Kind::kDelete;
+  c.key = std::move(key);
+  return c;
+}
+
+Command Command::Cas(std::string key, std::optional<std::string> expected, std::string value,
+                     uint64_t expiry_ms) {
+  Command c;
+  c.kind = Kind::kCas;
+  c.key = std::move(key);
+  c.expected = std::move(expected);
+  c.value = std::move(value);
+  c.expiry_ms = expiry_ms;
+  return c;
+}
+
+Command Command::Batch(std::vector<BatchOp> ops) {
+  Command c;
+  c.kind = Kind::kBatch;
+  c.ops = std::move(ops);
+  return c;
+}
+
+std::string_view CommandKindName(Command::Kind kind) {
+  switch (kind) {
+    case Command::Kind::kNoop: return "noop";
+    case Command::Kind::kPut: return "put";
+    case Command::Kind::kDelete: return "delete";
+    case Command::Kind::kCas: return "cas";
+    case Command::Kind::kBatch: return "batch";
+  }
+  return "unknown";
+}
+
+std::string EncodeCommand(const Command& command) {
+  std::string out;
+  out.push_back(static_cast<char>(kCommandVersion));
+  out.push_back(static_cast<char>(command.kind));
+  PutVarint64(&out, command.client_id);
+  PutVarint64(&out, command.sequence);
+  PutVarint64(&out, command.timestamp_ms);
+  switch (command.kind) {
+    case Command::Kind::kNoop:
+      break;
+    case Command::Kind::kPut:
+      PutLengthPrefixed(&out, command.key);
+      PutLengthPrefixed(&out, command.value);
+      PutVarint64(&out, command.expiry_ms);
+      break;
+    case Command::Kind::kDelete:
+      PutLengthPrefixed(&out, command.key);
+      break;
+    case Command::Kind::kCas:
+      PutLengthPrefixed(&out, command.key);
+      out.push_back(static_cast<char>(command.expected ? kCasExpectedPresent : 0));
+      if (command.expected) PutLengthPrefixed(&out, *command.expected);
+      PutLengthPrefixed(&out, command.value);
+      PutVarint64(&out, command.expiry_ms);
+      break;
+    case Command::Kind::kBatch:
+      PutVarint64(&out, command.ops.size());
+      for (const BatchOp& op : command.ops) {
+        out.push_back(static_cast<char>(op.type));
+        PutLengthPrefixed(&out, op.key);
+        if (op.type == BatchOp::Type::kPut) {
+          PutLengthPrefixed(&out, op.value);
+          PutVarint64(&out, op.expiry_ms);
+        }
+      }
+      break;
+  }
+  return out;
+}
+
+Result<Command> DecodeCommand(std::string_view data) {
+  uint8_t version = 0;
+  if (!GetU8(&data, &version)) return Bad("empty");
+  if (version != kCommandVersion) return Bad(fmt::format("unknown version {}", version));
+  uint8_t kind = 0;
+  if (!GetU8(&data, &kind)) return Bad("truncated kind");
+  if (kind > static_cast<uint8_t>(Command::Kind::kBatch)) return Bad(fmt::format("unknown kind {}", kind));
+  Command c;
+  c.kind = static_cast<Command::Kind>(kind);
+  if (!GetVarint64(&data, &c.client_id) || !GetVarint64(&data, &c.sequence) ||
+      !GetVarint64(&data, &c.timestamp_ms)) {
+    return Bad("truncated header");
+  }
+  switch (c.kind) {
+    case Command::Kind::kNoop:
+      break;
+    case Command::Kind::kPut:
+      if (!GetString(&data, &c.key) || !GetString(&data, &c.value) || !GetVarint64(&data, &c.expiry_ms)) {
+        return Bad("truncated put");
+      }
+      break;
+    case Command::Kind::kDelete:
+      if (!GetString(&data, &c.key)) return Bad("truncated delete");
+      break;
+    case Command::Kind::kCas: {
+      uint8_t flags = 0;
+      if (!GetString(&data, &c.key) || !GetU8(&data, &flags)) return Bad("truncated cas");
+      if ((flags & ~kCasExpectedPresent) != 0) return Bad(fmt::format("unknown cas flags {:#x}", flags));
+      if ((flags & kCasExpectedPresent) != 0) {
+        std::string expected;
+        if (!GetString(&data, &expected)) return Bad("truncated cas");
+        c.expected = std::move(expected);
+      }
+      if (!GetString(&data, &c.value) || !GetVarint64(&data, &c.expiry_ms)) return Bad("truncated cas");
+      break;
+    }
+    case Command::Kind::kBatch: {
+      uint64_t count = 0;
+      if (!GetVarint64(&data, &count)) return Bad("truncated batch");
+      // Every op takes at least two bytes (type, key length): a count the
+      // input cannot hold is refused before anything is allocated for it.
+      if (count > data.size() / 2) return Bad("batch count exceeds its bytes");
+      c.ops.reserve(count);
+      for (uint64_t i = 0; i < count; ++i) {
+        BatchOp op;
+        uint8_t type = 0;
+        if (!GetU8(&data, &type)) return Bad("truncated batch op");
+        if (type != static_cast<uint8_t>(BatchOp::Type::kPut) &&
+            type != static_cast<uint8_t>(BatchOp::Type::kDelete)) {
+          return Bad(fmt::format("unknown batch op type {}", type));
+        }
+        op.type = static_cast<BatchOp::Type>(type);
+        if (!GetString(&data, &op.key)) return Bad("truncated batch op");
+        if (op.type == BatchOp::Type::kPut &&
+            (!GetString(&data, &op.value) || !GetVarint64(&data, &op.expiry_ms))) {
+          return Bad("truncated batch op");
+        }
+        c.ops.push_back(std::move(op));
+      }
+      break;
+    }
+  }
+  if (!data.empty()) return Bad(fmt::format("{} trailing bytes", data.size()));
+  return c;
+}
+
+std::string_view CommandResultCodeName(CommandResult::Code code) {
+  switch (code) {
+    case CommandResult::Code::kOk: return "ok";
+    case CommandResult::Code::kCasFailed: return "cas_failed";
+    case CommandResult::Code::kStaleSequence: return "stale_sequence";
+    case CommandResult::Code::kRejected: return "rejected";
+    case CommandResult::Code::kAlreadyApplied: return "already_applied";
+  }
+  return "unknown";
+}
+
+void AppendCommandResult(const CommandResult& result, std::string* dst) {
+  dst->push_back(static_cast<char>(result.code));
+  PutLengthPrefixed(dst, result.message);
+}
+
+std::string EncodeCommandResult(const CommandResult& result) {
+  std::string out;
+  AppendCommandResult(result, &out);
+  return out;
+}
+
+Result<CommandResult> GetCommandResult(std::string_view* input) {
+  uint8_t code = 0;
+  if (!GetU8(input, &code)) return Status::Corruption("command result: empty");
+  if (code > static_cast<uint8_t>(CommandResult::Code::kAlreadyApplied)) {
+    return Status::Corruption(fmt::format("command result: unknown code {}", code));
+  }
+  CommandResult r;
+  r.code = static_cast<CommandResult::Code>(code);
+  if (!GetString(input, &r.message)) return Status::Corruption("command result: truncated message");
+  return r;
+}
+
+Result<CommandResult> DecodeCommandResult(std::string_view data) {
+  RKV_ASSIGN_OR_RETURN(CommandResult r, GetCommandResult(&data));
+  if (!data.empty()) return Status::Corruption("command result: trailing bytes");
+  return r;
+}
+
+}  // namespace rkv

@@ -1,0 +1,418 @@
+#include "node/state_machine.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "common/assert.h"
+#include "common/coding.h"
+#include "storage/engine.h"
+
+namespace rkv {
+
+namespace {
+
+constexpr uint64_t kNoExpiry = std::numeric_limits<uint64_t>::max();
+
+// The one metadata record: applied index and term, and the entry time.
+constexpr std::string_view kAppliedKey = "mapplied";
+
+// Flag bits of a stored user value's envelope.
+constexpr uint8_t kValueHasExpiry = 1u << 0;
+
+// Sessions are read back in pages of this many records at open.
+constexpr size_t kLoadPage = 10'000;
+
+// Big-endian, so the engine's byte order of keys is numeric order (sessions by
+// client id, the expiry index by time).
+void PutBigEndian64(std::string* dst, uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) dst->push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+uint64_t DecodeBigEndian64(std::string_view s) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(s[i]);
+  return v;
+}
+
+std::string UserKey(std::string_view key) {
+  std::string k;
+  k.reserve(key.size() + 1);
+  k.push_back(StateMachine::kUserPrefix);
+  k.append(key);
+  return k;
+}
+
+std::string SessionKey(uint64_t client_id) {
+  std::string k(1, StateMachine::kSessionPrefix);
+  PutBigEndian64(&k, client_id);
+  return k;
+}
+
+// 'x' + expiry (big-endian) + user key: the expiry index, oldest first.
+std::string ExpiryKey(uint64_t expiry_ms, std::string_view key) {
+  std::string k(1, StateMachine::kExpiryPrefix);
+  PutBigEndian64(&k, expiry_ms);
+  k.append(key);
+  return k;
+}
+
+std::string EncodeValue(std::string_view value, uint64_t expiry_ms) {
+  std::string out;
+  out.reserve(value.size() + StateMachine::kValueOverhead);
+  out.push_back(static_cast<char>(expiry_ms != 0 ? kValueHasExpiry : 0));
+  if (expiry_ms != 0) PutVarint64(&out, expiry_ms);
+  out.append(value);
+  return out;
+}
+
+// Splits a stored value into its expiry (0 = never) and the user value.
+Status DecodeValue(std::string_view stored, uint64_t* expiry_ms, std::string_view* value) {
+  if (stored.empty()) return Status::Corruption("state machine: empty stored value");
+  const auto flags = static_cast<uint8_t>(stored[0]);
+  stored.remove_prefix(1);
+  if ((flags & ~kValueHasExpiry) != 0) {
+    return Status::Corruption(fmt::format("state machine: unknown value flags {:#x}", flags));
+  }
+  *expiry_ms = 0;
+  if ((flags & kValueHasExpiry) != 0 && (!GetVarint64(&stored, expiry_ms) || *expiry_ms == 0)) {
+    return Status::Corruption("state machine: bad value expiry");
+  }
+  *value = stored;
+  return Status::OK();
+}
+
+std::string EncodeApplied(LogIndex index, Term term, uint64_t time_ms) {
+  std::string out(1, static_cast<char>(StateMachine::kFormatVersion));
+  PutFixed64(&out, index.value());
+  PutFixed64(&out, term.value());
+  PutFixed64(&out, time_ms);
+  return out;
+}
+
+std::string EncodeSession(uint64_t last_sequence, uint64_t last_active_ms, const CommandResult& result) {
+  std::string out(1, static_cast<char>(StateMachine::kFormatVersion));
+  PutVarint64(&out, last_sequence);
+  PutVarint64(&out, last_active_ms);
+  AppendCommandResult(result, &out);
+  return out;
+}
+
+Status CheckVersion(std::string_view* input, std::string_view what) {
+  if (input->empty()) return Status::Corruption(fmt::format("state machine: empty {}", what));
+  const auto version = static_cast<uint8_t>((*input)[0]);
+  input->remove_prefix(1);
+  if (version > StateMachine::kFormatVersion) {
+    return Status::NotSupported(fmt::format("state machine: {} has format version {}, this build reads {}",
+                                            what, version, StateMachine::kFormatVersion));
+  }
+  if (version == 0) return Status::Corruption(fmt::format("state machine: {} has format version 0", what));
+  return Status::OK();
+}
+
+}  // namespace
+
+StateMachine::StateMachine(storage::Engine* engine, StateMachineOptions options)
+    : engine_(engine), options_(options) {}
+
+Result<std::unique_ptr<StateMachine>> StateMachine::Open(storage::Engine* engine, StateMachineOptions options) {
+  RKV_ASSERT(engine != nullptr);
+  std::unique_ptr<StateMachine> sm(new StateMachine(engine, options));
+  RKV_RETURN_IF_ERROR(sm->Load());
+  // What the engine holds now may still be only in the page cache (a process
+  // crash keeps it there); once synced, the applied index read is durable and
+  // the WAL may be compacted up to it.
+  RKV_RETURN_IF_ERROR(engine->Sync());
+  sm->durable_applied_index_.store(sm->applied_index_.load());
+  return sm;
+}
+
+Status StateMachine::Load() {
+  std::string applied;
+  Status s = engine_->Get(kAppliedKey, &applied);
+  if (s.ok()) {
+    std::string_view in = applied;
+    RKV_RETURN_IF_ERROR(CheckVersion(&in, "applied index record"));
+    uint64_t index = 0, term = 0, time = 0;
+    if (!GetFixed64(&in, &index) || !GetFixed64(&in, &term) || !GetFixed64(&in, &time) || !in.empty()) {
+      return Status::Corruption("state machine: malformed applied index record");
+    }
+    applied_index_.store(index);
+    applied_term_.store(term);
+    time_ms_.store(time);
+  } else if (!s.IsNotFound()) {
+    return s;
+  }
+
+  storage::ScanOptions scan;
+  scan.prefix = std::string(1, kSessionPrefix);
+  scan.start = scan.prefix;
+  scan.limit = kLoadPage;
+  for (;;) {
+    RKV_ASSIGN_OR_RETURN(std::vector<storage::KeyValue> page, engine_->Scan(scan));
+    for (const storage::KeyValue& kv : page) {
+      if (kv.key.size() != 9) return Status::Corruption("state machine: malformed session key");
+      const uint64_t client_id = DecodeBigEndian64(std::string_view(kv.key).substr(1));
+      std::string_view in = kv.value;
+      RKV_RETURN_IF_ERROR(CheckVersion(&in, "session record"));
+      Session session;
+      if (client_id == 0 || !GetVarint64(&in, &session.last_sequence) ||
+          !GetVarint64(&in, &session.last_active_ms)) {
+        return Status::Corruption(fmt::format("state machine: malformed session of client {}", client_id));
+      }
+      RKV_ASSIGN_OR_RETURN(session.last_result, DecodeCommandResult(in));
+      by_activity_.emplace(session.last_active_ms, client_id);
+      sessions_.emplace(client_id, std::move(session));
+    }
+    if (page.size() < scan.limit) break;
+    scan.start = page.back().key + '\0';
+  }
+
+  storage::ScanOptions first_expiry;
+  first_expiry.prefix = std::string(1, kExpiryPrefix);
+  first_expiry.start = first_expiry.prefix;
+  first_expiry.limit = 1;
+  first_expiry.keys_only = true;
+  RKV_ASSIGN_OR_RETURN(std::vector<storage::KeyValue> first, engine_->Scan(first_expiry));
+  if (!first.empty()) {
+    if (first[0].key.size() < 9) return Status::Corruption("state machine: malformed expiry index key");
+    next_expiry_ms_ = DecodeBigEndian64(std::string_view(first[0].key).substr(1));
+  }
+  return Status::OK();
+}
+
+Result<std::optional<std::string>> StateMachine::ReadUser(std::string_view key, uint64_t now) const {
+  std::string stored;
+  Status s = engine_->Get(UserKey(key), &stored);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return s;
+  uint64_t expiry = 0;
+  std::string_view value;
+  RKV_RETURN_IF_ERROR(DecodeValue(stored, &expiry, &value));
+  if (expiry != 0 && expiry <= now) return std::optional<std::string>();
+  return std::optional<std::string>(std::string(value));
+}
+
+Result<std::string> StateMachine::Get(std::string_view key, uint64_t now_ms) const {
+  if (key.empty() || key.size() > options_.max_key_size) {
+    return Status::InvalidArgument(fmt::format("key of {} bytes (1 to {} allowed)", key.size(),
+                                               options_.max_key_size));
+  }
+  RKV_ASSIGN_OR_RETURN(std::optional<std::string> value, ReadUser(key, std::max(now_ms, time_ms())));
+  if (!value) return Status::NotFound();
+  return std::move(*value);
+}
+
+Status StateMachine::SweepExpired(uint64_t now, storage::WriteBatch* batch, uint64_t* next_expiry) const {
+  storage::ScanOptions scan;
+  scan.prefix = std::string(1, kExpiryPrefix);
+  scan.start = scan.prefix;
+  scan.limit = options_.expiry_sweep_max + 1;
+  scan.keys_only = true;
+  RKV_ASSIGN_OR_RETURN(std::vector<storage::KeyValue> due, engine_->Scan(scan));
+  size_t swept = 0;
+  for (const storage::KeyValue& kv : due) {
+    if (kv.key.size() < 9) return Status::Corruption("state machine: malformed expiry index key");
+    const uint64_t expiry = DecodeBigEndian64(std::string_view(kv.key).substr(1));
+    if (expiry > now || swept == options_.expiry_sweep_max) {
+      *next_expiry = expiry;  // the first left in the index
+      return Status::OK();
+    }
+    // The index is not updated when a key is overwritten or deleted (that
+    // would cost a read per write); so the key goes only if it still carries
+    // this expiry.
+    const std::string_view key = std::string_view(kv.key).substr(9);
+    std::string stored;
+    Status s = engine_->Get(UserKey(key), &stored);
+    if (s.ok()) {
+      uint64_t stored_expiry = 0;
+      std::string_view value;
+      RKV_RETURN_IF_ERROR(DecodeValue(stored, &stored_expiry, &value));
+      if (stored_expiry == expiry) batch->Delete(UserKey(key));
+    } else if (!s.IsNotFound()) {
+      return s;
+    }
+    batch->Delete(kv.key);
+    ++swept;
+  }
+  *next_expiry = kNoExpiry;  // the index is empty once this batch is written
+  return Status::OK();
+}
+
+Result<CommandResult> StateMachine::ApplyCommand(const Command& command, uint64_t now, storage::WriteBatch* batch,
+                                                 uint64_t* next_expiry) const {
+  const auto rejected = [](std::string message) {
+    return CommandResult{CommandResult::Code::kRejected, std::move(message), false};
+  };
+  const auto check_key = [&](std::string_view key) -> std::optional<CommandResult> {
+    if (key.empty()) return rejected("empty key");
+    if (key.size() > options_.max_key_size) {
+      return rejected(fmt::format("key of {} bytes exceeds {}", key.size(), options_.max_key_size));
+    }
+    return std::nullopt;
+  };
+  const auto check_value = [&](std::string_view value) -> std::optional<CommandResult> {
+    if (value.size() > options_.max_value_size) {
+      return rejected(fmt::format("value of {} bytes exceeds {}", value.size(), options_.max_value_size));
+    }
+    return std::nullopt;
+  };
+  const auto put = [&](std::string_view key, std::string_view value, uint64_t expiry_ms) {
+    batch->Put(UserKey(key), EncodeValue(value, expiry_ms));
+    if (expiry_ms != 0) {
+      batch->Put(ExpiryKey(expiry_ms, key), {});
+      *next_expiry = std::min(*next_expiry, expiry_ms);
+    }
+  };
+
+  switch (command.kind) {
+    case Command::Kind::kNoop:
+      return CommandResult{};
+    case Command::Kind::kPut:
+      if (auto r = check_key(command.key)) return *r;
+      if (auto r = check_value(command.value)) return *r;
+      put(command.key, command.value, command.expiry_ms);
+      return CommandResult{};
+    case Command::Kind::kDelete:
+      if (auto r = check_key(command.key)) return *r;
+      batch->Delete(UserKey(command.key));
+      return CommandResult{};
+    case Command::Kind::kCas: {
+      if (auto r = check_key(command.key)) return *r;
+      if (auto r = check_value(command.value)) return *r;
+      // Expiry is judged at the entry's time, so every server compares the
+      // same thing however far its clock is from the leader's.
+      RKV_ASSIGN_OR_RETURN(std::optional<std::string> current, ReadUser(command.key, now));
+      if (current != command.expected) return CommandResult{CommandResult::Code::kCasFailed, {}, false};
+      put(command.key, command.value, command.expiry_ms);
+      return CommandResult{};
+    }
+    case Command::Kind::kBatch:
+      // All or nothing: one bad op refuses the whole batch.
+      for (const BatchOp& op : command.ops) {
+        if (auto r = check_key(op.key)) return *r;
+        if (op.type == BatchOp::Type::kPut) {
+          if (auto r = check_value(op.value)) return *r;
+        }
+      }
+      for (const BatchOp& op : command.ops) {
+        if (op.type == BatchOp::Type::kPut) {
+          put(op.key, op.value, op.expiry_ms);
+        } else {
+          batch->Delete(UserKey(op.key));
+        }
+      }
+      return CommandResult{};
+  }
+  return Status::Corruption("command: unknown kind");
+}
+
+Result<CommandResult> StateMachine::Apply(LogIndex index, Term term, std::string_view data) {
+  const LogIndex applied = applied_index();
+  if (index <= applied) return CommandResult{CommandResult::Code::kAlreadyApplied, {}, false};
+  RKV_ASSERT_MSG(index == applied + 1, fmt::format("applying index {} after {}", index.value(), applied.value()));
+
+  storage::WriteBatch batch;
+  uint64_t now = time_ms();
+  uint64_t next_expiry = next_expiry_ms_;
+  SessionChanges changes;
+  CommandResult result;
+
+  if (!data.empty()) {
+    RKV_ASSIGN_OR_RETURN(Command command, DecodeCommand(data));
+    // Leaders' clocks differ; time never goes back, so a session or a key
+    // that expired stays expired.
+    now = std::max(now, command.timestamp_ms);
+    const auto idle = [&](uint64_t last_active_ms) { return now - last_active_ms > options_.session_ttl_ms; };
+
+    // Sessions idle past the TTL go first, so a client whose session just
+    // expired is treated as new below.
+    auto oldest = by_activity_.begin();
+    for (; oldest != by_activity_.end() && idle(oldest->first); ++oldest) changes.removed.push_back(oldest->second);
+
+    if (next_expiry <= now) RKV_RETURN_IF_ERROR(SweepExpired(now, &batch, &next_expiry));
+
+    const Session* session = nullptr;
+    if (command.client_id != 0) {
+      auto it = sessions_.find(command.client_id);
+      if (it != sessions_.end() && !idle(it->second.last_active_ms)) session = &it->second;
+    }
+    bool apply = true;
+    if (session != nullptr && command.sequence == session->last_sequence) {
+      result = session->last_result;
+      result.duplicate = true;
+      apply = false;
+    } else if (session != nullptr && command.sequence < session->last_sequence) {
+      result = CommandResult{CommandResult::Code::kStaleSequence, {}, false};
+      apply = false;
+    }
+
+    if (apply) {
+      RKV_ASSIGN_OR_RETURN(result, ApplyCommand(command, now, &batch, &next_expiry));
+      if (command.client_id != 0) {
+        changes.upsert = true;
+        changes.client_id = command.client_id;
+        changes.session = Session{command.sequence, now, result};
+        // Over the bound, the least recently active go (ties by client id:
+        // the set's order), never the session being written.
+        size_t count = sessions_.size() - changes.removed.size() + (session == nullptr ? 1 : 0);
+        for (; count > options_.max_sessions && oldest != by_activity_.end(); ++oldest) {
+          if (oldest->second == command.client_id) continue;
+          changes.removed.push_back(oldest->second);
+          --count;
+        }
+      }
+    }
+    // Deletions before the put: an expired session of this very client is
+    // replaced, not deleted after being written.
+    for (uint64_t client_id : changes.removed) batch.Delete(SessionKey(client_id));
+    if (changes.upsert) {
+      batch.Put(SessionKey(changes.client_id),
+                EncodeSession(changes.session.last_sequence, changes.session.last_active_ms, result));
+    }
+  }
+  batch.Put(kAppliedKey, EncodeApplied(index, term, now));
+
+  // The write is all or nothing; only once it succeeded does memory follow.
+  RKV_RETURN_IF_ERROR(engine_->Write(batch));
+  CommitSessions(changes);
+  next_expiry_ms_ = next_expiry;
+  time_ms_.store(now, std::memory_order_release);
+  applied_term_.store(term.value(), std::memory_order_release);
+  applied_index_.store(index.value(), std::memory_order_release);
+  return result;
+}
+
+void StateMachine::CommitSessions(const SessionChanges& changes) {
+  for (uint64_t client_id : changes.removed) {
+    auto it = sessions_.find(client_id);
+    RKV_ASSERT(it != sessions_.end());
+    by_activity_.erase({it->second.last_active_ms, client_id});
+    sessions_.erase(it);
+  }
+  if (!changes.upsert) return;
+  auto [it, inserted] = sessions_.try_emplace(changes.client_id);
+  if (!inserted) by_activity_.erase({it->second.last_active_ms, changes.client_id});
+  it->second = changes.session;
+  it->second.last_result.duplicate = false;
+  by_activity_.emplace(it->second.last_active_ms, changes.client_id);
+}
+
+Status StateMachine::Checkpoint() {
+  const uint64_t applied = applied_index_.load(std::memory_order_acquire);
+  RKV_RETURN_IF_ERROR(engine_->Sync());
+  durable_applied_index_.store(applied, std::memory_order_release);
+  return Status::OK();
+}
+
+std::vector<SessionInfo> StateMachine::sessions() const {
+  std::vector<SessionInfo> out;
+  out.reserve(sessions_.size());
+  for (const auto& [client_id, s] : sessions_) {
+    out.push_back(SessionInfo{client_id, s.last_sequence, s.last_active_ms, s.last_result});
+  }
+  return out;
+}
+
+}  // namespace rkv
