@@ -76,8 +76,9 @@ struct TcpTransportOptions {
 
   // Reconnecting after a failed connect or a lost connection waits a random
   // time in [d/2, d], where d starts at backoff_min and doubles on each
-  // consecutive failure up to backoff_max. A connection that completed its
-  // handshake resets d.
+  // consecutive failure up to backoff_max. A connection that stayed up for
+  // at least backoff_max resets d (one dropped at once, say by a peer of
+  // another cluster, counts as a failure: no tight redial loop).
   std::chrono::milliseconds reconnect_backoff_min{50};
   std::chrono::milliseconds reconnect_backoff_max{2'000};
   // Seeds the jitter (with the peer id and channel), so runs can be replayed.

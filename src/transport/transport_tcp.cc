@@ -305,7 +305,7 @@ Status TcpTransport::Impl::Start() {
   }
   {
     std::lock_guard lock(mu_);
-    if (started_ || stopped_) return Status::InvalidArgument("transport: already started");
+    if (started_ || stopped_) return Status::InvalidArgument("transport: already started or stopped");
   }
 
   error_code ec;
