@@ -207,7 +207,7 @@ class Simulation {
 
   // Network.
   void SendRaft(Message m);
-  void SendReply(uint64_t from_server, uint64_t client, ClientReply reply);
+  void SendReply(uint64_t client, ClientReply reply);
   int64_t NetworkDelay() { return static_cast<int64_t>(random_.Range(
       static_cast<uint64_t>(rates_.min_delay_us), static_cast<uint64_t>(rates_.max_delay_us))); }
   bool Blocked(uint64_t from, uint64_t to) const { return blocked_.count({from, to}) > 0; }
@@ -575,8 +575,7 @@ void Simulation::SendRaft(Message m) {
   Schedule(now_ + NetworkDelay(), EventKind::kDeliver, to, 0, std::move(m));
 }
 
-void Simulation::SendReply(uint64_t from_server, uint64_t client, ClientReply reply) {
-  (void)from_server;
+void Simulation::SendReply(uint64_t client, ClientReply reply) {
   if (!healed_ && random_.Chance(rates_.message_loss)) return;
   const uint64_t op = reply.op;
   Schedule(now_ + NetworkDelay(), EventKind::kReply, client, op, std::move(reply));
@@ -632,20 +631,20 @@ void Simulation::HandleRequest(Server& s, const ClientRequest& request) {
   if (request.type == RequestType::kWrite) {
     Result<LogIndex> index = s.raft->Propose(EncodeCommand(request.command));
     if (!index.ok()) {
-      SendReply(s.id, request.client, retry);
+      SendReply(request.client, retry);
       return;
     }
     s.proposals[*index] = {request.client, request.op, request.attempt, s.raft->current_term()};
     return;
   }
   if (options_.unsafe_local_reads) {
-    SendReply(s.id, request.client,
+    SendReply(request.client,
               ClientReply{request.op, request.attempt, ReplyType::kOk, s.kv.Get(request.key), 0});
     return;
   }
   const uint64_t read_id = s.next_read_id++;
   if (!s.raft->ReadIndex(read_id).ok()) {
-    SendReply(s.id, request.client, retry);
+    SendReply(request.client, retry);
     return;
   }
   s.reads[read_id] = {request.client, request.op, request.attempt, request.key, std::nullopt};
@@ -783,10 +782,10 @@ void Simulation::Apply(Server& s, const Ready& ready) {
     s.proposals.erase(p);
     if (proposal.term != e.term) {
       // Another leader's entry took the index: this proposal never commits.
-      SendReply(s.id, proposal.client, ClientReply{proposal.op, proposal.attempt, ReplyType::kRetry, std::nullopt,
+      SendReply(proposal.client, ClientReply{proposal.op, proposal.attempt, ReplyType::kRetry, std::nullopt,
                                                    s.raft->leader_id().value()});
     } else {
-      SendReply(s.id, proposal.client,
+      SendReply(proposal.client,
                 ClientReply{proposal.op, proposal.attempt, took_effect ? ReplyType::kOk : ReplyType::kCasFailed,
                             std::nullopt, 0});
     }
@@ -812,7 +811,7 @@ void Simulation::ServeReads(Server& s) {
                    static_cast<unsigned long>(read.index->value()), static_cast<unsigned long>(s.applied.value()),
                    s.kv.Get(read.key).value_or("absent").c_str());
     }
-    SendReply(s.id, read.client, ClientReply{read.op, read.attempt, ReplyType::kOk, s.kv.Get(read.key), 0});
+    SendReply(read.client, ClientReply{read.op, read.attempt, ReplyType::kOk, s.kv.Get(read.key), 0});
     it = s.reads.erase(it);
   }
 }
