@@ -116,7 +116,8 @@ Status CheckVersion(std::string_view* input, std::string_view what) {
 StateMachine::StateMachine(storage::Engine* engine, StateMachineOptions options)
     : engine_(engine), options_(options) {}
 
-Result<std::unique_ptr<StateMachine>> StateMachine::Open(storage::Engine* engine, StateMachineOptions options) {
+Result<std::unique_ptr<StateMachine>> StateMachine::Open(storage::Engine* engine,
+                                                         StateMachineOptions options) {
   RKV_ASSERT(engine != nullptr);
   std::unique_ptr<StateMachine> sm(new StateMachine(engine, options));
   RKV_RETURN_IF_ERROR(sm->Load());
@@ -240,8 +241,8 @@ Status StateMachine::SweepExpired(uint64_t now, storage::WriteBatch* batch, uint
   return Status::OK();
 }
 
-Result<CommandResult> StateMachine::ApplyCommand(const Command& command, uint64_t now, storage::WriteBatch* batch,
-                                                 uint64_t* next_expiry) const {
+Result<CommandResult> StateMachine::ApplyCommand(const Command& command, uint64_t now,
+                                                 storage::WriteBatch* batch, uint64_t* next_expiry) const {
   const auto rejected = [](std::string message) {
     return CommandResult{CommandResult::Code::kRejected, std::move(message), false};
   };
@@ -311,7 +312,8 @@ Result<CommandResult> StateMachine::ApplyCommand(const Command& command, uint64_
 Result<CommandResult> StateMachine::Apply(LogIndex index, Term term, std::string_view data) {
   const LogIndex applied = applied_index();
   if (index <= applied) return CommandResult{CommandResult::Code::kAlreadyApplied, {}, false};
-  RKV_ASSERT_MSG(index == applied + 1, fmt::format("applying index {} after {}", index.value(), applied.value()));
+  RKV_ASSERT_MSG(index == applied + 1,
+                 fmt::format("applying index {} after {}", index.value(), applied.value()));
 
   storage::WriteBatch batch;
   uint64_t now = time_ms();
@@ -329,7 +331,9 @@ Result<CommandResult> StateMachine::Apply(LogIndex index, Term term, std::string
     // Sessions idle past the TTL go first, so a client whose session just
     // expired is treated as new below.
     auto oldest = by_activity_.begin();
-    for (; oldest != by_activity_.end() && idle(oldest->first); ++oldest) changes.removed.push_back(oldest->second);
+    for (; oldest != by_activity_.end() && idle(oldest->first); ++oldest) {
+      changes.removed.push_back(oldest->second);
+    }
 
     if (next_expiry <= now) RKV_RETURN_IF_ERROR(SweepExpired(now, &batch, &next_expiry));
 
