@@ -8,6 +8,7 @@
 #include "common/assert.h"
 #include "common/coding.h"
 #include "storage/engine.h"
+#include "storage/options.h"
 
 namespace rkv {
 
@@ -115,6 +116,13 @@ Status CheckVersion(std::string_view* input, std::string_view what) {
 
 StateMachine::StateMachine(storage::Engine* engine, StateMachineOptions options)
     : engine_(engine), options_(options) {}
+
+void StateMachine::FitEngineOptions(const StateMachineOptions& options, storage::Options* engine_options) {
+  const auto key_max = static_cast<uint32_t>(options.max_key_size + kKeyOverhead);
+  const auto value_max = static_cast<uint32_t>(options.max_value_size + kValueOverhead);
+  engine_options->key_size_max = std::max(engine_options->key_size_max, key_max);
+  engine_options->value_size_max = std::max(engine_options->value_size_max, value_max);
+}
 
 Result<std::unique_ptr<StateMachine>> StateMachine::Open(storage::Engine* engine,
                                                          StateMachineOptions options) {

@@ -31,8 +31,9 @@
 //
 // Keys. User keys live under a one-byte prefix so no user key can collide
 // with the state machine's own records (sessions, metadata, the expiry
-// index). The engine must therefore take keys one byte longer than the user
-// key limit, and values StateMachine::kValueOverhead bytes larger.
+// index). The engine must therefore take keys kKeyOverhead bytes longer than
+// the user key limit, and values kValueOverhead bytes larger:
+// FitEngineOptions sets that up.
 //
 // TTLs. An expiry is stored with the value (not as the engine's own expiry,
 // which the engine checks against the local clock and would make a
@@ -66,6 +67,7 @@ namespace rkv {
 namespace storage {
 class Engine;
 class WriteBatch;
+struct Options;
 }  // namespace storage
 
 // Must be equal on every member of a cluster: they decide what every server
@@ -99,6 +101,9 @@ class StateMachine {
   static constexpr char kSessionPrefix = 's';
   static constexpr char kUserPrefix = 'u';
   static constexpr char kExpiryPrefix = 'x';
+  // Bytes an engine key may take beyond the user key (the expiry index key:
+  // prefix and expiry).
+  static constexpr size_t kKeyOverhead = 9;
   // Bytes a stored value may take beyond the user value (its envelope).
   static constexpr size_t kValueOverhead = 11;
   // The version of the state machine's records in the engine.
@@ -111,6 +116,11 @@ class StateMachine {
   // if they are malformed.
   static Result<std::unique_ptr<StateMachine>> Open(storage::Engine* engine,
                                                     StateMachineOptions options = {});
+
+  // Raises the engine's key and value limits to what the records of a state
+  // machine with `options` need. An engine that refuses a record would stop
+  // the node: Apply fails on it rather than skip the entry.
+  static void FitEngineOptions(const StateMachineOptions& options, storage::Options* engine_options);
 
   StateMachine(const StateMachine&) = delete;
   StateMachine& operator=(const StateMachine&) = delete;

@@ -21,14 +21,14 @@
 
 namespace rkv::test {
 
-// An engine as the node opens one: sync mode none, keys one byte longer than
-// user keys. Small files and buffer, so a short workload rolls files and
-// flushes often (many crash points).
+// An engine as the node opens one: sync mode none, limits fitted to the
+// state machine's records. Small files and buffer, so a short workload rolls
+// files and flushes often (many crash points).
 inline storage::Options NodeEngineOptions(Env* env) {
   storage::Options o;
   o.env = env;
   o.sync_mode = storage::SyncMode::kNone;
-  o.key_size_max = 4096 + 1;
+  StateMachine::FitEngineOptions(StateMachineOptions{}, &o);
   o.data_file_size_max = 4096;
   o.write_buffer_size = 4096;  // the smallest the engine takes
   o.background_merge = false;

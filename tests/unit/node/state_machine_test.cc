@@ -185,6 +185,38 @@ TEST_F(StateMachineTest, LimitsRejectDeterministically) {
   EXPECT_TRUE(r.sm()->Get("").status().IsInvalidArgument());
 }
 
+// The largest key (with a TTL, so its expiry index key is the longest
+// record key) and the largest value fit an engine fitted by FitEngineOptions.
+TEST_F(StateMachineTest, LargestKeyAndValueFitAFittedEngine) {
+  StateMachineOptions o;
+  o.max_value_size = 1u << 20;
+  storage::Options engine_options = test::NodeEngineOptions(&env_);
+  engine_options.data_file_size_max = 4u << 20;
+  engine_options.key_size_max = 16;
+  engine_options.value_size_max = 16;
+  StateMachine::FitEngineOptions(o, &engine_options);
+  EXPECT_EQ(engine_options.key_size_max, o.max_key_size + StateMachine::kKeyOverhead);
+  auto engine = storage::Engine::Open(engine_options, "/a");
+  ASSERT_OK(engine);
+  auto sm = StateMachine::Open(engine->get(), o);
+  ASSERT_OK(sm);
+  const std::string key(o.max_key_size, 'k');
+  const std::string value(o.max_value_size, 'v');
+  auto r = (*sm)->Apply(LogIndex{1}, Term{1}, EncodeCommand(Command::Put(key, value, ~0ull - 1)));
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->ok());
+  auto got = (*sm)->Get(key);
+  ASSERT_OK(got);
+  EXPECT_EQ(*got, value);
+  // One byte more of either is refused by the state machine, not the engine.
+  r = (*sm)->Apply(LogIndex{2}, Term{1}, EncodeCommand(Command::Put(key + "k", "v")));
+  ASSERT_OK(r);
+  EXPECT_EQ(r->code, Code::kRejected);
+  r = (*sm)->Apply(LogIndex{3}, Term{1}, EncodeCommand(Command::Put("k", value + "v")));
+  ASSERT_OK(r);
+  EXPECT_EQ(r->code, Code::kRejected);
+}
+
 // User keys that look like internal records stay user keys, and internal
 // records never show through Get.
 TEST_F(StateMachineTest, UserKeysNeverCollideWithInternalRecords) {
