@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 
+#include "common/host_port.h"
 #include "common/status.h"
 #include "common/types.h"
 #include "raft/message.h"
@@ -158,8 +159,7 @@ class TcpTransport final : public Transport {
   std::unique_ptr<Impl> impl_;
 };
 
-// Splits "host:port" ("[::1]:80" for IPv6). False if malformed.
-bool SplitHostPort(const std::string& address, std::string* host, uint16_t* port);
+using ::rkv::SplitHostPort;  // common/host_port.h
 
 }  // namespace rkv::transport
 

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "api/http/http_handler.h"
+#include "common/host_port.h"
 #include "common/status.h"
 
 namespace rkv::http {
@@ -50,8 +51,7 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
-// Splits "host:port" ("[::1]:80" for IPv6). False if malformed.
-bool SplitHostPort(const std::string& address, std::string* host, uint16_t* port);
+using ::rkv::SplitHostPort;  // common/host_port.h
 
 }  // namespace rkv::http
 

@@ -20,6 +20,7 @@
 #include "node/state_machine.h"
 #include "state_machine_model.h"
 #include "storage/engine.h"
+#include "support/crash_kind.h"
 #include "support/test_util.h"
 
 namespace rkv {
@@ -32,23 +33,9 @@ constexpr char kDir[] = "/db";
 constexpr size_t kEntries = 300;
 constexpr uint64_t kCheckpointEvery = 13;
 
-enum class CrashKind { kDropUnsynced, kTornRandom, kKeepAll };
-
-std::string CrashKindName(CrashKind kind) {
-  switch (kind) {
-    case CrashKind::kDropUnsynced: return "DropUnsynced";
-    case CrashKind::kTornRandom: return "TornRandom";
-    case CrashKind::kKeepAll: return "KeepAll";
-  }
-  return "?";
-}
-
-CrashOptions MakeCrashOptions(CrashKind kind, uint64_t seed) {
-  CrashOptions o;
-  if (kind == CrashKind::kTornRandom) o.seed = seed;
-  if (kind == CrashKind::kKeepAll) o.keep_all_unsynced = true;
-  return o;
-}
+using ::rkv::test::CrashKind;
+using ::rkv::test::CrashKindName;
+using ::rkv::test::MakeCrashOptions;
 
 class StateMachineCrashTest : public ::testing::TestWithParam<CrashKind> {
  protected:

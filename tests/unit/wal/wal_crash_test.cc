@@ -12,6 +12,7 @@
 
 #include "common/logging.h"
 #include "env/fault_env.h"
+#include "support/crash_kind.h"
 #include "support/test_util.h"
 #include "wal/wal.h"
 #include "wal/wal_format.h"
@@ -28,23 +29,9 @@ using test::WalOp;
 
 constexpr char kDir[] = "/node/wal";
 
-enum class CrashKind { kDropUnsynced, kTornRandom, kKeepAll };
-
-std::string CrashKindName(CrashKind kind) {
-  switch (kind) {
-    case CrashKind::kDropUnsynced: return "DropUnsynced";
-    case CrashKind::kTornRandom: return "TornRandom";
-    case CrashKind::kKeepAll: return "KeepAll";
-  }
-  return "?";
-}
-
-CrashOptions MakeCrashOptions(CrashKind kind, uint64_t seed) {
-  CrashOptions o;
-  if (kind == CrashKind::kTornRandom) o.seed = seed;
-  if (kind == CrashKind::kKeepAll) o.keep_all_unsynced = true;
-  return o;
-}
+using ::rkv::test::CrashKind;
+using ::rkv::test::CrashKindName;
+using ::rkv::test::MakeCrashOptions;
 
 void PrepareEnv(FaultEnv* env) {
   ASSERT_OK(env->CreateDir("/node"));
