@@ -11,6 +11,7 @@
 #include "storage/engine.h"
 #include "storage/record_format.h"
 #include "support/test_util.h"
+#include "wal/wal.h"
 
 namespace rkv {
 namespace {
@@ -93,6 +94,46 @@ TEST_F(ToolsTest, DumpPrintsRecordsAndHints) {
   EXPECT_NE(h.output.find("offset=32 type=put seq=1"), std::string::npos) << h.output;
   ToolRun missing = RunTool("raft-kv-dump", dir_.Join("nope.data"));
   EXPECT_EQ(missing.exit_code, 2) << missing.output;
+}
+
+TEST(WalDumpTest, DumpPrintsLogSegmentsAndStopsAtATornTail) {
+  test::TempDir dir;
+  wal::WalOptions options;
+  options.bootstrap = raft::Configuration{{NodeId{1}, NodeId{2}, NodeId{3}}, {}};
+  {
+    auto log = wal::Wal::Open(Env::Posix(), dir.path(), options);
+    ASSERT_OK(log);
+    std::vector<raft::Entry> entries;
+    for (uint64_t i = 1; i <= 3; ++i) {
+      entries.push_back(raft::Entry{Term{2}, LogIndex{i}, raft::EntryType::kNormal, "cmd" + std::to_string(i)});
+    }
+    ASSERT_OK((*log)->Save({}, entries, raft::HardState{Term{2}, NodeId{1}, LogIndex{2}}));
+    ASSERT_OK((*log)->Sync());
+    ASSERT_OK((*log)->Close());
+  }
+  std::string segment;
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    if (e.path().extension() == ".wal") segment = e.path();
+  }
+  ASSERT_FALSE(segment.empty());
+  ToolRun r = RunTool("raft-kv-dump", segment + " --values");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("type=hard_state term=2 vote=1 commit=2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("index=3 term=2 entry=normal data_bytes=4 data=\"cmd3\""), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("batch_end=1"), std::string::npos) << r.output;
+
+  // Garbage after the last record (where preallocated zeros would be) is a
+  // stop, reported with its offset.
+  const auto size = fs::file_size(segment);
+  {
+    std::fstream f(segment, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(size));
+    f << "torn-tail-bytes";
+  }
+  ToolRun torn = RunTool("raft-kv-dump", segment);
+  EXPECT_EQ(torn.exit_code, 1) << torn.output;
+  EXPECT_NE(torn.output.find("# stopped at offset"), std::string::npos) << torn.output;
 }
 
 }  // namespace
