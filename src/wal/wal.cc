@@ -519,15 +519,9 @@ Status Wal::MaybeRoll(size_t batch_start) {
 }
 
 Status Wal::Roll() {
-  RKV_RETURN_IF_ERROR(FlushBuffer());
   // Sync the segment before starting the next: then only the newest segment
   // can have a torn tail, and the next one's preamble restates durable state.
-  if (unsynced_) {
-    Status s = file_->Sync();
-    if (!s.ok()) return Fail(s);
-    ++stats_.syncs;
-    unsynced_ = false;
-  }
+  RKV_RETURN_IF_ERROR(FlushAndSyncFile());
   Status s = file_->Close();
   file_.reset();
   if (!s.ok()) return Fail(s);
@@ -586,15 +580,19 @@ Status Wal::Flush() {
   return FlushBuffer();
 }
 
+Status Wal::FlushAndSyncFile() {
+  RKV_RETURN_IF_ERROR(FlushBuffer());
+  if (!unsynced_) return Status::OK();
+  Status s = file_->Sync();
+  if (!s.ok()) return Fail(s);
+  ++stats_.syncs;
+  unsynced_ = false;
+  return Status::OK();
+}
+
 Status Wal::Sync() {
   RKV_RETURN_IF_ERROR(CheckWritable());
-  RKV_RETURN_IF_ERROR(FlushBuffer());
-  if (unsynced_) {
-    Status s = file_->Sync();
-    if (!s.ok()) return Fail(s);
-    ++stats_.syncs;
-    unsynced_ = false;
-  }
+  RKV_RETURN_IF_ERROR(FlushAndSyncFile());
   return DeleteObsoleteSegments();
 }
 

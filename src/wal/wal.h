@@ -208,6 +208,8 @@ class Wal final : public raft::LogStorage {
   // Flush once write_buffer_size bytes wait.
   Status MaybeFlush();
   Status FlushBuffer();
+  // FlushBuffer, then one fdatasync of the open segment if it has unsynced bytes.
+  Status FlushAndSyncFile();
   // Starts segment `seq`: header and preamble, preallocated, synced, its
   // directory entry synced. Becomes the open segment.
   Status CreateSegment(uint64_t seq);

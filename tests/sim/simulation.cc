@@ -162,7 +162,6 @@ struct Server {
   std::map<uint64_t, PendingRead> reads;
   uint64_t next_read_id = 1;
   Term last_term;  // this incarnation's highest term (never decreases)
-  Role last_role = Role::kFollower;
 
   // What the Raft core reads.
   const raft::LogStorage* log() const {
@@ -184,10 +183,6 @@ struct Client {
   int64_t started_at = 0;  // when the current operation was invoked
   // Values this client last saw per key (cas expectations that may match).
   std::map<std::string, std::optional<std::string>> seen;
-};
-
-struct Failure {
-  std::string what;
 };
 
 class Simulation {
@@ -664,10 +659,10 @@ void Simulation::StartReady(Server& s, Ready ready) {
     for (Message& m : ready.messages) SendRaft(std::move(m));
     ready.messages.clear();
   }
+  if (ready.hard_state && ready.hard_state->current_term < s.durable_term) {
+    Fail("server " + std::to_string(s.id) + " wrote a lower term to disk");
+  }
   if (s.wal) {
-    if (ready.hard_state && ready.hard_state->current_term < s.durable_term) {
-      Fail("server " + std::to_string(s.id) + " wrote a lower term to disk");
-    }
     Status status = s.wal->Write(ready);
     if (!status.ok()) {
       Fail("server " + std::to_string(s.id) + ": WAL write failed: " + status.ToString());
@@ -716,12 +711,7 @@ void Simulation::Persist(Server& s, const Ready& ready) {
     s.disk->Append(ready.entries);
     RecordAppended(s, ready.entries);
   }
-  if (ready.hard_state) {
-    if (ready.hard_state->current_term < s.durable_term) {
-      Fail("server " + std::to_string(s.id) + " wrote a lower term to disk");
-    }
-    s.disk->SetHardState(*ready.hard_state);
-  }
+  if (ready.hard_state) s.disk->SetHardState(*ready.hard_state);
   if (ready.must_sync && (ready.hard_state || !options_.unsafe_torn_commit)) {
     // The sync makes every earlier write durable too, including a commit
     // index written without one (unless the planted bug keeps such commit
@@ -916,7 +906,6 @@ void Simulation::Restart(Server& s) {
   }
   s.last_term = s.raft->current_term();
   if (s.last_term < s.durable_term) Fail("server " + std::to_string(s.id) + " restarted with a lower term");
-  s.last_role = Role::kFollower;
   Schedule(now_ + static_cast<int64_t>(random_.Range(1, kTickUs)), EventKind::kTick, s.id, s.incarnation);
 }
 
@@ -1197,10 +1186,9 @@ void Simulation::CheckServer(Server& s) {
   if (!s.up || stop_) return;
   const RaftNode& node = *s.raft;
   node.CheckInvariants();
-  const std::string who = "server " + std::to_string(s.id);
   // A server's term never decreases.
   if (node.current_term() < s.last_term) {
-    Fail(who + ": term went from " + std::to_string(s.last_term.value()) + " to " +
+    Fail("server " + std::to_string(s.id) + ": term went from " + std::to_string(s.last_term.value()) + " to " +
          std::to_string(node.current_term().value()));
     return;
   }
@@ -1214,7 +1202,6 @@ void Simulation::CheckServer(Server& s) {
       return;
     }
   }
-  s.last_role = node.role();
 }
 
 // Leader Completeness: a leader of term T holds every entry committed in a
