@@ -25,7 +25,9 @@ using Clock = std::chrono::steady_clock;
 // The seed each thread is running, for the message printed when an
 // assertion in the Raft core aborts the process.
 thread_local uint64_t current_seed = 0;
-bool swarm_flag = false;
+// The flags that shape a run besides its seed (" --swarm --log memory ..."),
+// set once before any seed runs, so the signal handler can print them.
+char replay_flags[160] = "";
 
 void AppendNumber(char** p, uint64_t v) {
   char digits[24];
@@ -49,7 +51,7 @@ extern "C" void OnAbort(int signal) {
   AppendNumber(&p, current_seed);
   AppendText(&p, ": the process aborted (assertion above)\n  replay: raft-kv-sim --seed ");
   AppendNumber(&p, current_seed);
-  if (swarm_flag) AppendText(&p, " --swarm");
+  AppendText(&p, replay_flags);
   AppendText(&p, "\n");
   ssize_t ignored = write(STDERR_FILENO, buffer, static_cast<size_t>(p - buffer));
   (void)ignored;
@@ -57,8 +59,8 @@ extern "C" void OnAbort(int signal) {
   std::raise(signal);
 }
 
-std::string ReplayCommand(uint64_t seed, bool swarm) {
-  return "raft-kv-sim --seed " + std::to_string(seed) + (swarm ? " --swarm" : "");
+std::string ReplayCommand(uint64_t seed) {
+  return "raft-kv-sim --seed " + std::to_string(seed) + replay_flags;
 }
 
 // "A..B" or "A.." (open-ended, for --for) or "A".
@@ -114,7 +116,7 @@ void PrintReport(const rkv::sim::SimReport& r, bool swarm) {
               static_cast<unsigned long>(r.ops_unknown), static_cast<double>(r.recovery_us) / 1e3);
   std::printf("  trace hash %016lx\n", static_cast<unsigned long>(r.trace_hash));
   if (!r.passed && !r.inconclusive) {
-    std::printf("  failure: %s\n  replay: %s\n", r.failure.c_str(), ReplayCommand(r.seed, swarm).c_str());
+    std::printf("  failure: %s\n  replay: %s\n", r.failure.c_str(), ReplayCommand(r.seed).c_str());
   }
 }
 
@@ -174,7 +176,13 @@ int main(int argc, char** argv) {
   // The WAL logs every recovery; thousands of simulated crashes would bury
   // the report. --trace shows them.
   rkv::log::SetLevel(trace ? rkv::log::Level::kInfo : rkv::log::Level::kError);
-  swarm_flag = swarm;
+  {
+    std::string flags;
+    if (swarm) flags += " --swarm";
+    if (log_kind != "wal") flags += " --log " + log_kind;
+    if (!plant.empty()) flags += " --plant-harness-bug " + plant;
+    std::snprintf(replay_flags, sizeof replay_flags, "%s", flags.c_str());
+  }
   std::signal(SIGABRT, OnAbort);
   rkv::sim::SimOptions base;
   base.swarm = swarm;
@@ -252,7 +260,7 @@ int main(int argc, char** argv) {
       } else {
         ++failed;
         std::printf("FAIL seed %lu: %s\n  setup: %s\n  replay: %s\n", static_cast<unsigned long>(s),
-                    report.failure.c_str(), report.setup.c_str(), ReplayCommand(s, swarm).c_str());
+                    report.failure.c_str(), report.setup.c_str(), ReplayCommand(s).c_str());
         if (!keep_going) stop = true;
       }
       const Clock::time_point now = Clock::now();
