@@ -66,6 +66,9 @@ class [[nodiscard]] Status {
   bool IsNoSpace() const { return code_ == StatusCode::kNoSpace; }
   bool IsInvalidArgument() const { return code_ == StatusCode::kInvalidArgument; }
   bool IsBusy() const { return code_ == StatusCode::kBusy; }
+  bool IsTimeout() const { return code_ == StatusCode::kTimeout; }
+  bool IsShuttingDown() const { return code_ == StatusCode::kShuttingDown; }
+  bool IsNotLeader() const { return code_ == StatusCode::kNotLeader; }
 
   // "OK", or "<Code>: <message>".
   std::string ToString() const;

@@ -36,6 +36,25 @@ void LocalService::Delete(std::string key, const ServiceWriteOptions& /*options*
 
 bool LocalService::Healthy() const { return !stopping_.load(std::memory_order_acquire); }
 
+ServiceStatus LocalService::NodeStatus() const {
+  ServiceStatus status;
+  status.id = 1;
+  status.role = "leader";
+  status.leader = 1;
+  status.voters = {1};
+  return status;
+}
+
+void LocalService::Cluster(std::function<void(ClusterInfo)> done) {
+  ClusterInfo info;
+  info.self = NodeStatus();
+  MemberInfo self;
+  self.id = 1;
+  self.status = info.self;
+  info.members.push_back(std::move(self));
+  done(std::move(info));
+}
+
 void LocalService::Enqueue(WriteOp op) {
   Status refused;
   {

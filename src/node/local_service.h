@@ -45,6 +45,9 @@ class LocalService final : public KvService {
            WriteCallback done) override;
   void Delete(std::string key, const ServiceWriteOptions& options, WriteCallback done) override;
   bool Healthy() const override;
+  // A single node: always its own leader.
+  ServiceStatus NodeStatus() const override;
+  void Cluster(std::function<void(ClusterInfo)> done) override;
 
   // Finishes the queued writes, joins the writers; later calls answer
   // ShuttingDown. Idempotent.

@@ -75,6 +75,7 @@ struct NameVisitor {
   std::string_view operator()(const TimeoutNowRequest&) const { return "TimeoutNowRequest"; }
   std::string_view operator()(const ReadIndexRequest&) const { return "ReadIndexRequest"; }
   std::string_view operator()(const ReadIndexResponse&) const { return "ReadIndexResponse"; }
+  std::string_view operator()(const ProposeRequest&) const { return "ProposeRequest"; }
 };
 
 struct DescribeVisitor {
@@ -119,6 +120,9 @@ struct DescribeVisitor {
   }
   std::string operator()(const ReadIndexResponse& r) const {
     return fmt::format("request={} index={}", r.request_id, r.index.value());
+  }
+  std::string operator()(const ProposeRequest& r) const {
+    return fmt::format("commands={}", r.commands.size());
   }
 };
 }  // namespace

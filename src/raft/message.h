@@ -199,11 +199,19 @@ struct ReadIndexResponse {
   LogIndex index;
 };
 
+// A follower hands its clients' commands to the leader, which appends them
+// as if proposed locally (etcd raft's proposal forwarding). Nothing answers
+// it: the follower learns the outcome by applying the log, and retries after
+// a timeout, so commands must be idempotent (client id and sequence).
+struct ProposeRequest {
+  std::vector<std::string> commands;
+};
+
 using MessageBody =
     std::variant<RequestVoteRequest, RequestVoteResponse, AppendEntriesRequest,
                  AppendEntriesResponse, HeartbeatRequest, HeartbeatResponse,
                  InstallSnapshotRequest, InstallSnapshotResponse, TimeoutNowRequest,
-                 ReadIndexRequest, ReadIndexResponse>;
+                 ReadIndexRequest, ReadIndexResponse, ProposeRequest>;
 
 struct Message {
   NodeId from;

@@ -443,7 +443,14 @@ Status RaftNode::StepLeader(const Message& m) {
   if (const auto* r = std::get_if<ReadIndexRequest>(&m.body)) {
     // A refusal (Busy) is not reported back: the follower's caller times
     // out and retries, as after a lost message.
-    (void)HandleReadIndexRequest(r->request_id, m.from);
+    (void)HandleReadIndexRequest(r->request_id, m.from, /*use_lease=*/false);
+    return Status::OK();
+  }
+  if (const auto* r = std::get_if<ProposeRequest>(&m.body)) {
+    // As for reads, a refusal is not reported: the follower retries.
+    for (const std::string& command : r->commands) {
+      if (!Propose(command).ok()) break;
+    }
     return Status::OK();
   }
   if (IsLeaderRequest(m) && !std::holds_alternative<TimeoutNowRequest>(m.body)) {
@@ -673,7 +680,9 @@ bool RaftNode::MaybeCommit() {
     // its term may now be given a read index.
     std::vector<WaitingRead> waiting = std::move(reads_waiting_for_commit_);
     reads_waiting_for_commit_.clear();
-    for (const WaitingRead& read : waiting) StartReadIndex(read.request_id, read.requester);
+    for (const WaitingRead& read : waiting) {
+      StartReadIndex(read.request_id, read.requester, read.use_lease);
+    }
   }
   return true;
 }
@@ -849,7 +858,16 @@ Result<LogIndex> RaftNode::ProposeConfChange(const ConfChange& change) {
   return log_.LastIndex();
 }
 
-Status RaftNode::ReadIndex(uint64_t request_id) {
+Status RaftNode::Forward(std::vector<std::string> commands) {
+  RKV_ASSERT(!in_progress_);
+  if (role_ == Role::kLeader || leader_id_ == kNoNode) {
+    return Status::NotLeader(fmt::format("leader={}", leader_id_.value()));
+  }
+  SendTo(leader_id_, current_term_, ProposeRequest{std::move(commands)});
+  return Status::OK();
+}
+
+Status RaftNode::ReadIndex(uint64_t request_id, bool use_lease) {
   RKV_ASSERT(!in_progress_);
   if (role_ == Role::kFollower && leader_id_ != kNoNode) {
     SendTo(leader_id_, current_term_, ReadIndexRequest{request_id});
@@ -858,10 +876,10 @@ Status RaftNode::ReadIndex(uint64_t request_id) {
   if (role_ != Role::kLeader) {
     return Status::NotLeader(fmt::format("leader={}", leader_id_.value()));
   }
-  return HandleReadIndexRequest(request_id, id_);
+  return HandleReadIndexRequest(request_id, id_, use_lease);
 }
 
-Status RaftNode::HandleReadIndexRequest(uint64_t request_id, NodeId requester) {
+Status RaftNode::HandleReadIndexRequest(uint64_t request_id, NodeId requester, bool use_lease) {
   RKV_ASSERT(role_ == Role::kLeader);
   if (reads_waiting_for_commit_.size() + pending_reads_.size() >= config_.max_pending_reads) {
     return Status::Busy("too many pending reads");
@@ -869,10 +887,10 @@ Status RaftNode::HandleReadIndexRequest(uint64_t request_id, NodeId requester) {
   if (!CommittedEntryInCurrentTerm()) {
     // Trap 3 (§6.4 step 1): until the no-op of this term commits, our commit
     // index may be behind the cluster's.
-    reads_waiting_for_commit_.push_back({request_id, requester});
+    reads_waiting_for_commit_.push_back({request_id, requester, use_lease});
     return Status::OK();
   }
-  StartReadIndex(request_id, requester);
+  StartReadIndex(request_id, requester, use_lease);
   return Status::OK();
 }
 
@@ -884,12 +902,12 @@ void RaftNode::CompleteRead(uint64_t request_id, NodeId requester, LogIndex inde
   }
 }
 
-void RaftNode::StartReadIndex(uint64_t request_id, NodeId requester) {
+void RaftNode::StartReadIndex(uint64_t request_id, NodeId requester, bool use_lease) {
   RKV_ASSERT(role_ == Role::kLeader);
   RKV_ASSERT(CommittedEntryInCurrentTerm());
   // Trap 4 (§6.4.1): a lease read skips the round only while the lease
   // from an acknowledged round holds; otherwise it falls back to ReadIndex.
-  if (IsSingleVoter() || LeaseValid()) {
+  if (IsSingleVoter() || (use_lease && LeaseValid())) {
     CompleteRead(request_id, requester, log_.committed());
     return;
   }

@@ -111,6 +111,13 @@ class RaftNode {
   // committed only if this server stays leader long enough; the caller
   // learns it from committed_entries (matching index and term).
   Result<LogIndex> Propose(std::string data);
+  // On a follower: sends `commands` to the leader, which appends them as if
+  // they were proposed there (a ProposeRequest). Nothing reports whether
+  // they were appended: the caller watches committed_entries for them and
+  // retries after a timeout, so they must be safe to apply twice (carry a
+  // client id and sequence). NotLeader when no leader is known or this node
+  // leads (call Propose).
+  Status Forward(std::vector<std::string> commands);
   // Proposes a membership change. Busy while another change is pending or
   // before the leader committed an entry of its term; InvalidArgument if it
   // makes no sense against the current configuration.
@@ -121,7 +128,9 @@ class RaftNode {
   // ReadState arrives with its answer. NotLeader when no leader is known;
   // Busy when too many reads wait. Reads pending when leadership changes
   // are dropped (the caller times out and retries with a new id).
-  Status ReadIndex(uint64_t request_id);
+  // In ReadMode::kLease a leader answers from its lease when use_lease is
+  // set and the lease holds; otherwise every read takes a heartbeat round.
+  Status ReadIndex(uint64_t request_id, bool use_lease = true);
   // Hands leadership to `target` (a voter): once its log is caught up, it is
   // told to campaign (TimeoutNow). Proposals are refused meanwhile; the
   // transfer is abandoned after an election timeout.
@@ -205,8 +214,8 @@ class RaftNode {
   void AbortLeaderTransfer() { lead_transferee_ = kNoNode; }
 
   // Reads.
-  Status HandleReadIndexRequest(uint64_t request_id, NodeId requester);
-  void StartReadIndex(uint64_t request_id, NodeId requester);
+  Status HandleReadIndexRequest(uint64_t request_id, NodeId requester, bool use_lease);
+  void StartReadIndex(uint64_t request_id, NodeId requester, bool use_lease);
   void CompleteRead(uint64_t request_id, NodeId requester, LogIndex index);
   void StartReadRound();
   bool LeaseValid() const;
@@ -266,6 +275,7 @@ class RaftNode {
   struct WaitingRead {
     uint64_t request_id;
     NodeId requester;  // this node, or the follower that forwarded the read
+    bool use_lease;
   };
   std::vector<WaitingRead> reads_waiting_for_commit_;
   struct PendingRead {

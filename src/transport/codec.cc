@@ -37,10 +37,11 @@ enum class Tag : uint8_t {
   kTimeoutNowRequest = 9,
   kReadIndexRequest = 10,
   kReadIndexResponse = 11,
+  kProposeRequest = 12,
 };
 // Adding a message type to raft::MessageBody must add a tag, an encoder and a
 // decoder here (and a row in the format doc).
-static_assert(std::variant_size_v<raft::MessageBody> == 11);
+static_assert(std::variant_size_v<raft::MessageBody> == 12);
 
 // Flag bits of the one-byte flag fields. Bits a body does not define must be
 // zero.
@@ -153,6 +154,12 @@ struct BodyEncoder {
     PutVarint64(out, r.request_id);
     PutVarint64(out, r.index.value());
   }
+  void operator()(const raft::ProposeRequest& r) const {
+    PutU8(out, static_cast<uint8_t>(Tag::kProposeRequest));
+    Envelope();
+    PutVarint64(out, r.commands.size());
+    for (const std::string& command : r.commands) PutLengthPrefixed(out, command);
+  }
 
   void Envelope() const {
     PutVarint64(out, message->from.value());
@@ -169,6 +176,8 @@ size_t EstimateSize(const raft::Message& m) {
   } else if (const auto* snapshot = std::get_if<raft::InstallSnapshotRequest>(&m.body)) {
     size += snapshot->data.size() + 10 * (snapshot->metadata.configuration.voters.size() +
                                           snapshot->metadata.configuration.learners.size());
+  } else if (const auto* propose = std::get_if<raft::ProposeRequest>(&m.body)) {
+    for (const std::string& command : propose->commands) size += command.size() + 10;
   }
   return size;
 }
@@ -353,11 +362,22 @@ bool DecodeBody(Tag tag, Reader* in, raft::MessageBody* body) {
       *body = r;
       return true;
     }
+    case Tag::kProposeRequest: {
+      raft::ProposeRequest r;
+      size_t count = 0;
+      if (!in->Count(1, &count)) return false;
+      r.commands.resize(count);
+      for (std::string& command : r.commands) {
+        if (!in->Bytes(&command)) return false;
+      }
+      *body = std::move(r);
+      return true;
+    }
   }
   return in->Fail(fmt::format("unknown message tag {}", static_cast<int>(tag)));
 }
 
-constexpr uint8_t kMaxTag = static_cast<uint8_t>(Tag::kReadIndexResponse);
+constexpr uint8_t kMaxTag = static_cast<uint8_t>(Tag::kProposeRequest);
 
 // A FrameDecoder's buffer above this size is released once it is drained.
 constexpr size_t kKeepBufferBytes = size_t{1} << 20;

@@ -30,6 +30,8 @@ class HeldWritesService : public KvService {
     Hold(std::move(done));
   }
   bool Healthy() const override { return true; }
+  ServiceStatus NodeStatus() const override { return {}; }
+  void Cluster(std::function<void(ClusterInfo)> done) override { done({}); }
 
   void WaitForHeld(size_t n) {
     std::unique_lock lock(mu_);

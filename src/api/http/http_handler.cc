@@ -4,6 +4,8 @@
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 
+#include <fmt/format.h>
+
 #include <memory>
 #include <string>
 #include <string_view>
@@ -16,6 +18,8 @@ namespace json = boost::json;
 
 constexpr std::string_view kAllowKey = "GET, POST, PUT, DELETE";
 constexpr std::string_view kHealthPath = "/healthz";
+constexpr std::string_view kStatusPath = "/v1/status";
+constexpr std::string_view kClusterPath = "/v1/cluster";
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -78,7 +82,101 @@ Status ParseValueBody(std::string_view body, std::string* value) {
   return Status::OK();
 }
 
+json::array IdArray(const std::vector<uint64_t>& ids) {
+  json::array out;
+  for (uint64_t id : ids) out.emplace_back(id);
+  return out;
+}
+
+json::object StatusJson(const ServiceStatus& s) {
+  json::object out;
+  out["id"] = s.id;
+  out["role"] = s.role;
+  out["leader"] = s.leader;
+  out["term"] = s.term;
+  out["commit_index"] = s.commit_index;
+  out["applied_index"] = s.applied_index;
+  out["first_index"] = s.first_index;
+  out["last_index"] = s.last_index;
+  out["voters"] = IdArray(s.voters);
+  out["learners"] = IdArray(s.learners);
+  if (!s.match_index.empty()) {
+    json::object match;
+    for (const auto& [id, index] : s.match_index) match[std::to_string(id)] = index;
+    out["match_index"] = std::move(match);
+  }
+  return out;
+}
+
+json::object ClusterJson(const ClusterInfo& info) {
+  json::object out;
+  out["cluster_id"] = fmt::format("{:016x}", info.cluster_id);
+  out["id"] = info.self.id;
+  out["leader"] = info.self.leader;
+  out["term"] = info.self.term;
+  out["commit_index"] = info.self.commit_index;
+  out["applied_index"] = info.self.applied_index;
+  json::array members;
+  for (const MemberInfo& m : info.members) {
+    json::object member;
+    member["id"] = m.id;
+    member["voter"] = m.voter;
+    member["leader"] = m.id == info.self.leader;
+    member["peer"] = m.peer_address;
+    member["http"] = m.http_address;
+    if (auto it = info.self.match_index.find(m.id); it != info.self.match_index.end()) {
+      member["match_index"] = it->second;
+    }
+    if (m.status) {
+      member["reachable"] = true;
+      member["role"] = m.status->role;
+      member["term"] = m.status->term;
+      member["commit_index"] = m.status->commit_index;
+      member["applied_index"] = m.status->applied_index;
+    } else {
+      member["reachable"] = false;
+      member["error"] = m.error;
+    }
+    members.push_back(std::move(member));
+  }
+  out["members"] = std::move(members);
+  return out;
+}
+
+bool GetU64(const json::object& o, std::string_view key, uint64_t* out) {
+  const json::value* v = o.if_contains(key);
+  if (v == nullptr) return false;
+  if (const auto* u = v->if_uint64()) {
+    *out = *u;
+    return true;
+  }
+  if (const auto* i = v->if_int64(); i != nullptr && *i >= 0) {
+    *out = static_cast<uint64_t>(*i);
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+Result<ServiceStatus> ParseServiceStatus(std::string_view body) {
+  boost::system::error_code ec;
+  json::value doc = json::parse(json::string_view(body.data(), body.size()), ec);
+  if (ec) return Status::InvalidArgument("status is not valid JSON: " + ec.message());
+  const json::object* o = doc.if_object();
+  if (o == nullptr) return Status::InvalidArgument("status is not a JSON object");
+  ServiceStatus s;
+  const json::value* role = o->if_contains("role");
+  if (!GetU64(*o, "id", &s.id) || !GetU64(*o, "leader", &s.leader) || !GetU64(*o, "term", &s.term) ||
+      !GetU64(*o, "commit_index", &s.commit_index) ||
+      !GetU64(*o, "applied_index", &s.applied_index) || role == nullptr || !role->is_string()) {
+    return Status::InvalidArgument("status lacks id, role, leader, term or indexes");
+  }
+  s.role = std::string(role->get_string());
+  (void)GetU64(*o, "first_index", &s.first_index);
+  (void)GetU64(*o, "last_index", &s.last_index);
+  return s;
+}
 
 std::string_view HttpResponse::Header(std::string_view name) const {
   for (const auto& [key, value] : headers) {
@@ -149,6 +247,19 @@ void HttpHandler::Handle(HttpRequest request, Callback done) {
     done(JsonResponse(200, json::object{{"status", "ok"}}));
     return;
   }
+  if (path == kStatusPath || path == kClusterPath) {
+    if (method != "GET") {
+      done(MethodNotAllowed("GET"));
+      return;
+    }
+    if (path == kStatusPath) {
+      done(JsonResponse(200, StatusJson(service_->NodeStatus())));
+    } else {
+      service_->Cluster(
+          [done = std::move(done)](ClusterInfo info) { done(JsonResponse(200, ClusterJson(info))); });
+    }
+    return;
+  }
 
   std::string key = path.substr(1);  // an origin-form path starts with '/'
   if (key.empty()) {
@@ -176,13 +287,24 @@ void HttpHandler::Handle(HttpRequest request, Callback done) {
                          "consistency must be linearizable, lease or stale"));
       return;
     }
-    service_->Get(std::move(key), options, [done = std::move(done)](Result<std::string> result) {
-      if (!result.ok()) {
-        done(StatusToResponse(result.status()));
-        return;
-      }
-      done(JsonResponse(200, json::object{{"value", json::string(*result)}}));
-    });
+    // A stale read says how current it is: the index this node had applied
+    // (compare with the leader's commit_index in /v1/status).
+    const bool stale = options.consistency == ReadConsistency::kStale;
+    KvService* service = service_;
+    service_->Get(std::move(key), options,
+                  [done = std::move(done), stale, service](Result<std::string> result) {
+                    HttpResponse response =
+                        result.ok()
+                            ? JsonResponse(200, json::object{{"value", json::string(*result)}})
+                            : StatusToResponse(result.status());
+                    if (stale) {
+                      const ServiceStatus status = service->NodeStatus();
+                      response.headers.emplace_back("X-Raft-Applied-Index",
+                                                    std::to_string(status.applied_index));
+                      response.headers.emplace_back("X-Raft-Leader", std::to_string(status.leader));
+                    }
+                    done(std::move(response));
+                  });
     return;
   }
 

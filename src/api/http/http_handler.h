@@ -4,6 +4,8 @@
 //
 // Routes (docs/api.md):
 //   GET    /healthz   -> 200 {"status":"ok"}
+//   GET    /v1/status -> 200 this node: id, role, leader, term, indexes
+//   GET    /v1/cluster-> 200 members, leader, and each member's status
 //   GET    /{key}     -> 200 {"value":"..."}   ?consistency=linearizable|lease|stale
 //   POST   /{key}     body {"value":"..."} -> 200 {"success":true}
 //   PUT    /{key}     same as POST
@@ -21,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/result.h"
 #include "common/status.h"
 #include "node/kv_service.h"
 
@@ -53,6 +56,10 @@ struct HttpResponse {
   // The value of header `name` (case-insensitive), or "" if absent.
   std::string_view Header(std::string_view name) const;
 };
+
+// Reads the body of GET /v1/status back into a ServiceStatus (what a node
+// uses to show its peers in GET /v1/cluster).
+Result<ServiceStatus> ParseServiceStatus(std::string_view body);
 
 // The one mapping from a Status to an HTTP error reply.
 HttpResponse StatusToResponse(const Status& status);

@@ -41,8 +41,12 @@ class FakeService : public KvService {
     done(Status::OK());
   }
   bool Healthy() const override { return healthy; }
+  ServiceStatus NodeStatus() const override { return status; }
+  void Cluster(std::function<void(ClusterInfo)> done) override { done(cluster); }
 
   std::map<std::string, std::string> data;
+  ServiceStatus status;
+  ClusterInfo cluster;
   std::vector<std::string> gets;
   ServiceReadOptions last_read;
   ServiceWriteOptions last_write;
@@ -315,6 +319,74 @@ TEST_F(HttpHandlerTest, StatusToResponseIsTheOneMapping) {
   EXPECT_EQ(StatusToResponse(Status::Timeout("slow")).status, 503);
   EXPECT_EQ(StatusToResponse(Status::NotSupported("x")).status, 500);
   EXPECT_EQ(StatusToResponse(Status::Aborted("x")).status, 500);
+}
+
+TEST_F(HttpHandlerTest, StatusRoundTripsThroughItsJson) {
+  service_.status.id = 2;
+  service_.status.role = "follower";
+  service_.status.leader = 3;
+  service_.status.term = 7;
+  service_.status.commit_index = 41;
+  service_.status.applied_index = 40;
+  service_.status.voters = {1, 2, 3};
+  HttpResponse r = Call("GET", "/v1/status");
+  ASSERT_EQ(r.status, 200) << r.body;
+  Result<ServiceStatus> parsed = ParseServiceStatus(r.body);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->id, 2u);
+  EXPECT_EQ(parsed->role, "follower");
+  EXPECT_EQ(parsed->leader, 3u);
+  EXPECT_EQ(parsed->term, 7u);
+  EXPECT_EQ(parsed->commit_index, 41u);
+  EXPECT_EQ(parsed->applied_index, 40u);
+  EXPECT_EQ(Body(r).at("voters").as_array().size(), 3u);
+  EXPECT_EQ(Call("POST", "/v1/status", PutBody("x")).status, 405);
+  EXPECT_FALSE(ParseServiceStatus("{\"id\":1}").ok());
+  EXPECT_FALSE(ParseServiceStatus("not json").ok());
+}
+
+TEST_F(HttpHandlerTest, ClusterListsMembersWithTheirStatus) {
+  service_.cluster.cluster_id = 0xab;
+  service_.cluster.self.id = 1;
+  service_.cluster.self.leader = 1;
+  service_.cluster.self.term = 3;
+  service_.cluster.self.match_index = {{1, 9}, {2, 8}};
+  MemberInfo one;
+  one.id = 1;
+  one.peer_address = "127.0.0.1:7001";
+  one.http_address = "127.0.0.1:8001";
+  one.status = ServiceStatus{};
+  one.status->role = "leader";
+  one.status->applied_index = 9;
+  MemberInfo two;
+  two.id = 2;
+  two.error = "connection refused";
+  service_.cluster.members = {one, two};
+  HttpResponse r = Call("GET", "/v1/cluster");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json::value v = Body(r);
+  EXPECT_EQ(v.at("leader").as_int64(), 1);
+  EXPECT_EQ(v.at("cluster_id").as_string(), "00000000000000ab");
+  const json::array& members = v.at("members").as_array();
+  ASSERT_EQ(members.size(), 2u);
+  EXPECT_EQ(members[0].at("leader").as_bool(), true);
+  EXPECT_EQ(members[0].at("http").as_string(), "127.0.0.1:8001");
+  EXPECT_EQ(members[0].at("applied_index").as_int64(), 9);
+  EXPECT_EQ(members[0].at("match_index").as_int64(), 9);
+  EXPECT_EQ(members[1].at("reachable").as_bool(), false);
+  EXPECT_EQ(members[1].at("error").as_string(), "connection refused");
+}
+
+TEST_F(HttpHandlerTest, StaleReadsSayHowCurrentTheyAre) {
+  service_.data["k"] = "v";
+  service_.status.applied_index = 17;
+  service_.status.leader = 2;
+  HttpResponse stale = Call("GET", "/k?consistency=stale");
+  EXPECT_EQ(stale.status, 200);
+  EXPECT_EQ(stale.Header("X-Raft-Applied-Index"), "17");
+  EXPECT_EQ(stale.Header("X-Raft-Leader"), "2");
+  HttpResponse linearizable = Call("GET", "/k");
+  EXPECT_EQ(linearizable.Header("X-Raft-Applied-Index"), "");
 }
 
 TEST_F(HttpHandlerTest, ErrorMessagesAreValidJsonForAnyText) {

@@ -167,6 +167,13 @@ raft::Message RandomMessage(Random& rng, size_t type) {
       m.body = r;
       break;
     }
+    case 11: {
+      raft::ProposeRequest r;
+      const size_t n = rng.Uniform(4);
+      for (size_t i = 0; i < n; ++i) r.commands.push_back(std::string(rng.Uniform(40), 'p'));
+      m.body = r;
+      break;
+    }
     default:
       ADD_FAILURE() << "no message type " << type;
   }
@@ -251,6 +258,10 @@ struct SameBody {
   static std::string Compare(const raft::ReadIndexResponse& a, const raft::ReadIndexResponse& b) {
     RKV_FIELD(request_id);
     RKV_FIELD(index);
+    return {};
+  }
+  static std::string Compare(const raft::ProposeRequest& a, const raft::ProposeRequest& b) {
+    RKV_FIELD(commands);
     return {};
   }
 #undef RKV_FIELD

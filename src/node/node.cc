@@ -1,0 +1,512 @@
+#include "node/node.h"
+
+#include <algorithm>
+#include <mutex>
+#include <utility>
+
+#include "common/assert.h"
+#include "common/logging.h"
+#include "env/env.h"
+#include "storage/engine.h"
+#include "transport/transport.h"
+#include "wal/wal.h"
+
+namespace rkv {
+
+// The LogStorage the core reads: the WAL, except that a snapshot carries the
+// state machine's data. The core asks for it when a follower needs entries
+// the WAL no longer holds; the node then serializes the state machine as it
+// is (at the applied index, which is at or past any compaction point) and
+// keeps the bytes while followers download them in chunks.
+class Node::SnapshotSource final : public raft::LogStorage {
+ public:
+  explicit SnapshotSource(Node* node) : node_(node) {}
+
+  raft::InitialState GetInitialState() const override { return node_->wal_->GetInitialState(); }
+  LogIndex FirstIndex() const override { return node_->wal_->FirstIndex(); }
+  LogIndex LastIndex() const override { return node_->wal_->LastIndex(); }
+  Result<Term> TermAt(LogIndex index) const override { return node_->wal_->TermAt(index); }
+  Result<std::vector<raft::Entry>> Entries(LogIndex lo, LogIndex hi,
+                                           uint64_t max_bytes) const override {
+    return node_->wal_->Entries(lo, hi, max_bytes);
+  }
+  Result<raft::Snapshot> GetSnapshot() const override { return node_->CurrentSnapshot(); }
+
+ private:
+  Node* node_;
+};
+
+namespace {
+
+constexpr uint64_t kIdempotencyBit = uint64_t{1} << 63;
+
+// FNV-1a, then a finalizer: the client id of an Idempotency-Key. The top bit
+// is set so it never equals a slot id (which have it clear).
+uint64_t IdempotencyClientId(std::string_view key) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : key) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return h | kIdempotencyBit;
+}
+
+}  // namespace
+
+Node::Node(NodeOptions options, transport::Transport* transport)
+    : options_(std::move(options)),
+      env_(options_.env != nullptr ? options_.env : Env::Posix()),
+      transport_(transport),
+      random_(options_.random_seed) {}
+
+Node::~Node() = default;
+
+Result<std::unique_ptr<Node>> Node::Open(NodeOptions options, transport::Transport* transport) {
+  if (options.id == kNoNode) return Status::InvalidArgument("node id must not be 0");
+  if (options.data_dir.empty()) return Status::InvalidArgument("data directory must be set");
+  std::unique_ptr<Node> node(new Node(std::move(options), transport));
+  RKV_RETURN_IF_ERROR(node->OpenStorage());
+  RKV_RETURN_IF_ERROR(node->CreateRaft());
+  return node;
+}
+
+Status Node::OpenStorage() {
+  Status s = env_->CreateDir(options_.data_dir);
+  if (!s.ok() && !env_->FileExists(options_.data_dir)) return s;
+
+  // The engine first: it locks its directory, so a second process on the
+  // same data directory stops here, before touching the WAL.
+  RKV_RETURN_IF_ERROR(OpenKvDir());
+
+  wal::WalOptions wal_options;
+  wal_options.bootstrap = options_.initial_members;
+  RKV_ASSIGN_OR_RETURN(wal_, wal::Wal::Open(env_, options_.data_dir + "/wal", wal_options));
+
+  // The engine may be ahead of the log: a snapshot was installed into it
+  // and the node stopped before the log recorded the snapshot. The engine
+  // then also holds the snapshot's metadata; record it in the log now.
+  const LogIndex applied = state_machine_->applied_index();
+  const Term applied_term = state_machine_->applied_term();
+  Result<Term> log_term = wal_->TermAt(applied);
+  if (applied > wal_->LastIndex() || (applied > LogIndex{0} && log_term.ok() && *log_term != applied_term)) {
+    RKV_ASSIGN_OR_RETURN(std::optional<raft::SnapshotMetadata> meta, InstalledSnapshotMetadata());
+    if (!meta || meta->last_index != applied) {
+      return Status::Corruption(fmt::format(
+          "the engine in {} has applied index {} but the Raft log in {}/wal ends at {} and no "
+          "snapshot record explains it",
+          engine_path_, applied.value(), options_.data_dir, wal_->LastIndex().value()));
+    }
+    RKV_LOG_INFO("event=snapshot_recorded index={} term={} reason=installed_before_crash",
+                 meta->last_index.value(), meta->last_term.value());
+    RKV_RETURN_IF_ERROR(wal_->ApplySnapshot(*meta));
+    RKV_RETURN_IF_ERROR(wal_->Sync());
+  }
+  compacted_index_ = wal_->FirstIndex() - 1;
+  return Status::OK();
+}
+
+Status Node::OpenEngine(const std::string& path) {
+  storage::Options engine_options = options_.engine;
+  engine_options.env = env_;
+  engine_options.sync_mode = storage::SyncMode::kNone;
+  StateMachine::FitEngineOptions(options_.state_machine, &engine_options);
+  RKV_ASSIGN_OR_RETURN(std::unique_ptr<storage::Engine> engine,
+                       storage::Engine::Open(engine_options, path));
+  RKV_ASSIGN_OR_RETURN(std::unique_ptr<StateMachine> state_machine,
+                       StateMachine::Open(engine.get(), options_.state_machine));
+  std::unique_lock lock(engine_mu_);
+  state_machine_ = std::move(state_machine);
+  engine_ = std::move(engine);
+  engine_path_ = path;
+  return Status::OK();
+}
+
+Status Node::CreateRaft() {
+  raft::RaftConfig config = options_.raft;
+  config.id = options_.id;
+  config.election_timeout_ticks = options_.election_timeout_ticks;
+  config.heartbeat_interval_ticks = options_.heartbeat_interval_ticks;
+  config.applied_index = state_machine_->applied_index();
+  log_storage_ = std::make_unique<SnapshotSource>(this);
+
+  // Replay: the core hands out the committed entries after applied_index
+  // in Readies, and Process applies them as it would new ones.
+  RKV_ASSIGN_OR_RETURN(raft_, raft::RaftNode::Create(config, log_storage_.get(),
+                                                     Random(random_.Next())));
+  configuration_ = raft_->configuration();
+  // A lone voter need not wait an election timeout to lead itself.
+  if (configuration_.voters.size() == 1 && configuration_.voters[0] == options_.id) {
+    raft_->Campaign();
+  }
+  for (int i = 0; i < 64; ++i) free_slots_.emplace_back(random_.Next() & ~kIdempotencyBit, 1);
+  RKV_LOG_INFO("event=node_open id={} applied={} first_index={} last_index={} term={}",
+               options_.id.value(), config.applied_index.value(), wal_->FirstIndex().value(),
+               wal_->LastIndex().value(), raft_->current_term().value());
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------------------
+// Inputs.
+
+void Node::Tick(uint64_t now_ms) {
+  now_ms_ = std::max(now_ms_, now_ms);
+  ++ticks_;
+  if (!failure_.ok()) return;
+  raft_->Tick();
+  CheckTimeouts();
+}
+
+void Node::Receive(const raft::Message& message) {
+  if (!failure_.ok()) return;
+  Status s = raft_->Step(message);
+  if (!s.ok()) {
+    RKV_LOG_WARN("event=message_refused from={} type={} error=\"{}\"", message.from.value(),
+                 raft::MessageTypeName(message), s.ToString());
+  }
+}
+
+void Node::Write(Command command, std::string_view idempotency_key, WriteDone done) {
+  if (!failure_.ok()) {
+    done(failure_);
+    return;
+  }
+  if (write_count_ >= options_.max_pending_writes) {
+    done(Status::Busy("too many writes in flight"));
+    return;
+  }
+  if (raft_->leader_id() == kNoNode) {
+    done(Status::NotLeader("no leader; try again shortly"));
+    return;
+  }
+  PendingWrite write;
+  if (!idempotency_key.empty()) {
+    write.client_id = IdempotencyClientId(idempotency_key);
+    write.sequence = 1;
+  } else {
+    if (free_slots_.empty()) free_slots_.emplace_back(random_.Next() & ~kIdempotencyBit, 1);
+    std::tie(write.client_id, write.sequence) = free_slots_.back();
+    free_slots_.pop_back();
+    busy_slots_[write.client_id] = write.sequence;
+    write.slot = true;
+  }
+  command.WithSession(write.client_id, write.sequence, now_ms_);
+  write.data = EncodeCommand(command);
+  write.done = std::move(done);
+  write.deadline_tick = ticks_ + options_.request_timeout_ticks;
+  write.retry_tick = ticks_ + options_.retry_ticks;
+  Propose(write);
+  ++write_count_;
+  writes_[write.client_id].push_back(std::move(write));
+}
+
+void Node::Propose(PendingWrite& write) {
+  if (raft_->role() == raft::Role::kLeader) {
+    Result<LogIndex> index = raft_->Propose(write.data);
+    if (!index.ok()) {
+      RKV_LOG_DEBUG("event=propose_deferred client={} error=\"{}\"", write.client_id,
+                    index.status().ToString());
+    }
+  } else if (raft_->leader_id() != kNoNode) {
+    forward_batch_.push_back(write.data);
+  }
+}
+
+void Node::FlushForwards() {
+  if (forward_batch_.empty()) return;
+  std::vector<std::string> batch = std::move(forward_batch_);
+  forward_batch_.clear();
+  if (raft_->role() == raft::Role::kLeader) {
+    for (std::string& data : batch) (void)raft_->Propose(std::move(data));
+  } else {
+    (void)raft_->Forward(std::move(batch));  // lost without a leader: retried later
+  }
+}
+
+void Node::Read(std::string key, ReadConsistency consistency, ReadDone done) {
+  if (!failure_.ok()) {
+    done(failure_);
+    return;
+  }
+  if (consistency == ReadConsistency::kStale) {
+    done(StaleGet(key, now_ms_));
+    return;
+  }
+  if (reads_by_id_.size() + reads_by_index_.size() >= options_.max_pending_reads) {
+    done(Status::Busy("too many reads in flight"));
+    return;
+  }
+  PendingRead read;
+  read.key = std::move(key);
+  read.lease = consistency == ReadConsistency::kLease;
+  read.done = std::move(done);
+  read.deadline_tick = ticks_ + options_.request_timeout_ticks;
+  IssueRead(std::move(read));
+}
+
+void Node::IssueRead(PendingRead read) {
+  const uint64_t id = next_read_id_++;
+  Status s = raft_->ReadIndex(id, read.lease);
+  if (!s.ok()) {
+    if (s.IsNotLeader()) s = Status::NotLeader("no leader; try again shortly");
+    read.done(s);
+    return;
+  }
+  read.retry_tick = ticks_ + options_.retry_ticks;
+  reads_by_id_.emplace(id, std::move(read));
+}
+
+Result<std::string> Node::StaleGet(std::string_view key, uint64_t now_ms) const {
+  std::shared_lock lock(engine_mu_);
+  return state_machine_->Get(key, now_ms);
+}
+
+void Node::ServeRead(PendingRead& read) {
+  read.done(state_machine_->Get(read.key, now_ms_));
+}
+
+void Node::ServeAppliedReads() {
+  const LogIndex applied = state_machine_->applied_index();
+  while (!reads_by_index_.empty() && reads_by_index_.begin()->first <= applied) {
+    ServeRead(reads_by_index_.begin()->second);
+    reads_by_index_.erase(reads_by_index_.begin());
+  }
+}
+
+void Node::CheckTimeouts() {
+  bool retried = false;
+  for (auto it = writes_.begin(); it != writes_.end();) {
+    std::vector<PendingWrite>& list = it->second;
+    for (size_t i = 0; i < list.size();) {
+      PendingWrite& w = list[i];
+      if (ticks_ >= w.deadline_tick) {
+        // The write may still be applied later; its slot moves on to the
+        // next sequence, so a late copy is refused as stale.
+        if (w.slot) ReleaseSlot(w.client_id, w.sequence);
+        w.done(Status::Timeout("write not committed in time; it may still take effect"));
+        list.erase(list.begin() + static_cast<std::ptrdiff_t>(i));
+        --write_count_;
+        continue;
+      }
+      if (ticks_ >= w.retry_tick) {
+        w.retry_tick = ticks_ + options_.retry_ticks;
+        Propose(w);
+        retried = true;
+      }
+      ++i;
+    }
+    it = list.empty() ? writes_.erase(it) : std::next(it);
+  }
+  if (retried) RKV_LOG_DEBUG("event=writes_retried");
+
+  std::vector<PendingRead> reissue;
+  for (auto it = reads_by_id_.begin(); it != reads_by_id_.end();) {
+    PendingRead& r = it->second;
+    if (ticks_ >= r.deadline_tick) {
+      r.done(Status::Timeout("read not confirmed in time"));
+      it = reads_by_id_.erase(it);
+    } else if (ticks_ >= r.retry_tick) {
+      // Its round was lost (a leader change or a dropped message): ask again
+      // under a new id.
+      reissue.push_back(std::move(r));
+      it = reads_by_id_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (PendingRead& r : reissue) IssueRead(std::move(r));
+  for (auto it = reads_by_index_.begin(); it != reads_by_index_.end();) {
+    if (ticks_ >= it->second.deadline_tick) {
+      it->second.done(Status::Timeout("this node did not catch up in time"));
+      it = reads_by_index_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Node::RetryAll() {
+  for (auto& [client, list] : writes_) {
+    for (PendingWrite& w : list) w.retry_tick = ticks_;
+  }
+  for (auto& [id, r] : reads_by_id_) r.retry_tick = ticks_;
+  CheckTimeouts();
+}
+
+void Node::ReleaseSlot(uint64_t client_id, uint64_t sequence) {
+  busy_slots_.erase(client_id);
+  free_slots_.emplace_back(client_id, sequence + 1);
+}
+
+// ---------------------------------------------------------------------------
+// The loop.
+
+void Node::Process() {
+  if (!failure_.ok()) return;
+  FlushForwards();
+  while (failure_.ok() && raft_->HasReady()) HandleReady(raft_->GetReady());
+}
+
+void Node::Send(std::vector<raft::Message>& messages) {
+  for (raft::Message& m : messages) transport_->Send(std::move(m));
+}
+
+void Node::HandleReady(raft::Ready ready) {
+  bool leader_changed = false;
+  if (ready.soft_state) {
+    if (ready.soft_state->leader_id != last_leader_) {
+      RKV_LOG_INFO("event=leader_changed leader={} term={} role={}",
+                   ready.soft_state->leader_id.value(), raft_->current_term().value(),
+                   raft::RoleName(ready.soft_state->role));
+      last_leader_ = ready.soft_state->leader_id;
+      leader_changed = true;
+    }
+  }
+  // 1. A leader's appends leave while its own write is in progress.
+  Send(ready.messages_before_persist);
+
+  // 2. Persist. A snapshot goes into the engine first: it is committed
+  // state, and a crash between the two steps is repaired at open (the
+  // engine remembers the snapshot's metadata).
+  if (ready.snapshot) {
+    InstallSnapshot(*ready.snapshot);
+    if (!failure_.ok()) return;
+  }
+  if (ready.snapshot || ready.hard_state || !ready.entries.empty()) {
+    std::optional<raft::SnapshotMetadata> snapshot_meta;
+    if (ready.snapshot) snapshot_meta = ready.snapshot->metadata;
+    Status s = wal_->Save(snapshot_meta, ready.entries, ready.hard_state);
+    if (s.ok() && ready.must_sync) s = options_.sync_wal ? wal_->Sync() : wal_->Flush();
+    if (!s.ok()) {
+      Fail(s);
+      return;
+    }
+  }
+
+  // 3. Messages that promise the write above is durable.
+  Send(ready.messages);
+
+  // 4. Apply, answer.
+  for (const raft::Entry& entry : ready.committed_entries) {
+    ApplyEntry(entry);
+    if (!failure_.ok()) return;
+  }
+  const LogIndex applied = state_machine_->applied_index();
+  for (const raft::ReadState& rs : ready.read_states) {
+    auto it = reads_by_id_.find(rs.request_id);
+    if (it == reads_by_id_.end()) continue;  // answered already (timed out)
+    if (rs.index <= applied) {
+      ServeRead(it->second);
+    } else {
+      reads_by_index_.emplace(rs.index, std::move(it->second));
+    }
+    reads_by_id_.erase(it);
+  }
+
+  // 5.
+  raft_->Advance();
+  configuration_ = raft_->configuration();
+  ServeAppliedReads();
+  if (leader_changed && last_leader_ != kNoNode) RetryAll();
+  MaybeCompact();
+}
+
+void Node::ApplyEntry(const raft::Entry& entry) {
+  if (entry.type == raft::EntryType::kConfChange) {
+    Result<CommandResult> r = state_machine_->Apply(entry.index, entry.term, "");
+    if (!r.ok()) Fail(r.status());
+    return;
+  }
+  Result<CommandResult> result = state_machine_->Apply(entry.index, entry.term, entry.data);
+  if (!result.ok()) {
+    Fail(result.status());
+    return;
+  }
+  if (entry.data.empty() || result->code == CommandResult::Code::kAlreadyApplied) return;
+  // Whose write was it? Only writes this node took are waiting here.
+  Result<Command> command = DecodeCommand(entry.data);
+  if (!command.ok() || command->client_id == 0) return;
+  auto it = writes_.find(command->client_id);
+  if (it == writes_.end()) return;
+  std::vector<PendingWrite>& list = it->second;
+  for (size_t i = 0; i < list.size();) {
+    if (list[i].sequence != command->sequence) {
+      ++i;
+      continue;
+    }
+    PendingWrite w = std::move(list[i]);
+    list.erase(list.begin() + static_cast<std::ptrdiff_t>(i));
+    --write_count_;
+    if (w.slot) ReleaseSlot(w.client_id, w.sequence);
+    w.done(*result);
+  }
+  if (list.empty()) writes_.erase(it);
+}
+
+void Node::Fail(const Status& status) {
+  if (!failure_.ok()) return;
+  failure_ = status;
+  RKV_LOG_ERROR("event=node_failed error=\"{}\" action=\"refusing requests; restart the node\"",
+                status.ToString());
+  AbortAll(status);
+}
+
+void Node::AbortAll(const Status& status) {
+  for (auto& [client, list] : writes_) {
+    for (PendingWrite& w : list) w.done(status);
+  }
+  writes_.clear();
+  write_count_ = 0;
+  for (auto& [id, r] : reads_by_id_) r.done(status);
+  reads_by_id_.clear();
+  for (auto& [index, r] : reads_by_index_) r.done(status);
+  reads_by_index_.clear();
+}
+
+// ---------------------------------------------------------------------------
+// Status and shutdown.
+
+NodeStatus Node::status() const {
+  NodeStatus s;
+  s.id = options_.id;
+  s.role = raft_->role();
+  s.leader = raft_->leader_id();
+  s.term = raft_->current_term();
+  s.commit_index = raft_->commit_index();
+  s.applied_index = state_machine_->applied_index();
+  s.last_index = raft_->last_index();
+  s.first_index = wal_->FirstIndex();
+  s.configuration = raft_->configuration();
+  if (s.role == raft::Role::kLeader) {
+    for (NodeId id : s.configuration.voters) s.match_index[id] = raft_->progress(id).match_index;
+    for (NodeId id : s.configuration.learners) s.match_index[id] = raft_->progress(id).match_index;
+  }
+  s.pending_writes = write_count_;
+  s.pending_reads = reads_by_id_.size() + reads_by_index_.size();
+  return s;
+}
+
+Status Node::Close() {
+  const bool healthy = failure_.ok();
+  if (healthy) failure_ = Status::ShuttingDown("node is stopping");
+  AbortAll(failure_);
+  Status result;
+  if (state_machine_ != nullptr && healthy) {
+    Status s = state_machine_->Checkpoint();
+    if (!s.ok()) result = s;
+  }
+  if (wal_ != nullptr) {
+    Status s = wal_->Close();
+    if (!s.ok() && result.ok()) result = s;
+  }
+  std::unique_lock lock(engine_mu_);
+  if (engine_ != nullptr) {
+    Status s = engine_->Close();
+    if (!s.ok() && result.ok()) result = s;
+  }
+  return result;
+}
+
+}  // namespace rkv

@@ -1,0 +1,255 @@
+// Node: one member of a raft-kv cluster, single-threaded and driven from
+// outside. It owns the Raft core, the WAL, the storage engine and the
+// replicated state machine, and turns client requests into log entries and
+// reads into ReadIndex rounds.
+//
+// The caller (NodeHost for a real server, the simulator in tests) feeds it
+// inputs and then calls Process(), which runs the node loop of DESIGN.md:
+//
+//   inputs:  Tick(now), Receive(message), Write(...), Read(...)
+//   Process: forward batched proposals -> for each Ready: send the leader's
+//            appends, persist (one WAL batch, one fdatasync), send the rest,
+//            apply committed entries, answer reads and writes -> Advance
+//
+// Nothing here starts a thread or reads a clock: time comes in through
+// Tick(now_ms), randomness from NodeOptions::random_seed. Callbacks run on
+// the thread that calls the Node, from inside these calls; they must not
+// call back into the Node.
+//
+// Writes are exactly-once. Every write travels with a client id and sequence
+// number: the client's own when it sent an Idempotency-Key, otherwise one of
+// the node's "slots" (a session the node holds on behalf of one request at a
+// time). A write not applied after retry_ticks is proposed again with the
+// same id and sequence, through whichever node leads by then (a follower
+// forwards it to the leader), and the state machine's session table makes
+// sure it takes effect once. Every member applies every entry, so the node
+// that took the request learns its result by applying the log itself.
+//
+// Reads. Linearizable: a ReadIndex round (the core batches concurrent reads
+// into one heartbeat round; a follower asks the leader for the index), then
+// the read waits until this node has applied that index. Lease: the same,
+// but a leader whose lease holds answers without the round (safe under
+// bounded clock drift). Stale: this node's state as it is, at once, from
+// any thread (StaleGet).
+#ifndef RKV_NODE_NODE_H_
+#define RKV_NODE_NODE_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/result.h"
+#include "common/status.h"
+#include "common/types.h"
+#include "common/random.h"
+#include "node/command.h"
+#include "node/kv_service.h"
+#include "node/state_machine.h"
+#include "raft/message.h"
+#include "raft/raft_node.h"
+#include "storage/options.h"
+
+namespace rkv {
+
+class Env;
+class KvDir;
+
+namespace storage {
+class Engine;
+}  // namespace storage
+namespace wal {
+class Wal;
+}  // namespace wal
+namespace transport {
+class Transport;
+}  // namespace transport
+
+struct NodeOptions {
+  NodeId id;
+  // The members of a new cluster: used when the data directory holds no
+  // Raft log yet, ignored afterwards (the log knows the membership).
+  raft::Configuration initial_members;
+  // Holds wal/ (the Raft log) and kv/ (the storage engine).
+  std::string data_dir;
+  Env* env = nullptr;  // nullptr: Env::Posix()
+
+  // Raft timing, in ticks of the caller's timer.
+  uint64_t election_timeout_ticks = 10;
+  uint64_t heartbeat_interval_ticks = 1;
+  // A write or read not answered after this many ticks is answered Timeout
+  // (a write may still take effect later; a retry with the same
+  // Idempotency-Key is applied once).
+  uint64_t request_timeout_ticks = 100;
+  // A write not applied after this many ticks is proposed again; reads
+  // whose round got lost are asked again.
+  uint64_t retry_ticks = 20;
+
+  // Writes and reads waiting at once; more are refused with Busy.
+  size_t max_pending_writes = 8192;
+  size_t max_pending_reads = 8192;
+
+  // After this many entries applied since the last one, the node checkpoints
+  // (syncs the engine) and compacts the WAL up to the applied index.
+  uint64_t compact_every_entries = 10'000;
+  // fdatasync the WAL before acknowledging (off only for experiments: a
+  // crash may then lose acknowledged writes).
+  bool sync_wal = true;
+
+  StateMachineOptions state_machine;
+  // Engine options; the node sets sync mode none (the WAL is the durable
+  // copy) and the env.
+  storage::Options engine;
+  raft::RaftConfig raft;  // id, timing and applied_index are set by the node
+
+  uint64_t random_seed = 0;
+};
+
+// What the node knows about itself (GET /v1/status).
+struct NodeStatus {
+  NodeId id;
+  raft::Role role = raft::Role::kFollower;
+  NodeId leader;
+  Term term;
+  LogIndex commit_index;
+  LogIndex applied_index;
+  LogIndex last_index;
+  LogIndex first_index;
+  raft::Configuration configuration;
+  // Leader only: each member's match index.
+  std::map<NodeId, LogIndex> match_index;
+  uint64_t pending_writes = 0;
+  uint64_t pending_reads = 0;
+};
+
+class Node {
+ public:
+  using WriteDone = std::function<void(Result<CommandResult>)>;
+  using ReadDone = std::function<void(Result<std::string>)>;
+
+  // Opens (or creates) the node's data: the WAL, the engine, the state
+  // machine, and replays the log after the engine's applied index.
+  // `transport` (not owned) carries messages to peers and must outlive the
+  // node.
+  static Result<std::unique_ptr<Node>> Open(NodeOptions options, transport::Transport* transport);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // ---- Inputs. Call Process() after a batch of them. ----
+
+  // One tick of the Raft timer; now_ms is wall time for command timestamps.
+  void Tick(uint64_t now_ms);
+  void Receive(const raft::Message& message);
+  // A put, delete, cas or batch (the session fields are filled here).
+  // idempotency_key non-empty: retries of the same key are applied once.
+  void Write(Command command, std::string_view idempotency_key, WriteDone done);
+  // kLinearizable or kLease; kStale is StaleGet.
+  void Read(std::string key, ReadConsistency consistency, ReadDone done);
+
+  // Handles everything the inputs caused (see the top of the file).
+  void Process();
+
+  // This node's state machine as it is now. Thread-safe.
+  Result<std::string> StaleGet(std::string_view key, uint64_t now_ms) const;
+
+  NodeStatus status() const;
+  // True once the node has stopped on an error it cannot continue from
+  // (a failed WAL or engine write); every request is then refused.
+  const Status& failure() const { return failure_; }
+
+  // Answers everything pending with ShuttingDown, checkpoints the engine,
+  // syncs and closes the WAL and the engine.
+  Status Close();
+
+ private:
+  struct PendingWrite {
+    uint64_t client_id = 0;
+    uint64_t sequence = 0;
+    bool slot = false;  // the node's slot (released when answered)
+    std::string data;   // the encoded command, proposed again on retry
+    WriteDone done;
+    uint64_t deadline_tick = 0;
+    uint64_t retry_tick = 0;
+  };
+  struct PendingRead {
+    std::string key;
+    bool lease = false;
+    ReadDone done;
+    uint64_t deadline_tick = 0;
+    uint64_t retry_tick = 0;
+  };
+  class SnapshotSource;
+
+  Node(NodeOptions options, transport::Transport* transport);
+  Status OpenStorage();
+  Status OpenEngine(const std::string& path);
+  Status OpenKvDir();  // node_snapshot.cc
+  Status CreateRaft();
+
+  void HandleReady(raft::Ready ready);
+  void Send(std::vector<raft::Message>& messages);
+  void ApplyEntry(const raft::Entry& entry);
+  void Fail(const Status& status);
+  void AbortAll(const Status& status);
+
+  // Snapshots (node_snapshot.cc).
+  Result<raft::Snapshot> CurrentSnapshot() const;
+  Result<std::optional<raft::SnapshotMetadata>> InstalledSnapshotMetadata();
+  void InstallSnapshot(const raft::Snapshot& snapshot);
+  void MaybeCompact();
+
+  void Propose(PendingWrite& write);
+  void FlushForwards();
+  void IssueRead(PendingRead read);
+  void ServeRead(PendingRead& read);
+  void ServeAppliedReads();
+  void CheckTimeouts();
+  void RetryAll();
+  void ReleaseSlot(uint64_t client_id, uint64_t sequence);
+
+  NodeOptions options_;
+  Env* env_;
+  transport::Transport* transport_;
+  Random random_;
+
+  std::unique_ptr<wal::Wal> wal_;
+  std::unique_ptr<SnapshotSource> log_storage_;
+  std::unique_ptr<raft::RaftNode> raft_;
+  // engine_ and state_machine_ are replaced when a snapshot is installed;
+  // StaleGet reads them from other threads under engine_mu_.
+  mutable std::shared_mutex engine_mu_;
+  std::unique_ptr<storage::Engine> engine_;
+  std::unique_ptr<StateMachine> state_machine_;
+  std::string engine_path_;
+
+  uint64_t ticks_ = 0;
+  uint64_t now_ms_ = 0;
+  NodeId last_leader_;
+  raft::Configuration configuration_;  // as of the applied index
+  LogIndex compacted_index_;
+  Status failure_;
+
+  // Writes by client id; one at a time per slot, maybe several per
+  // idempotency key.
+  std::unordered_map<uint64_t, std::vector<PendingWrite>> writes_;
+  size_t write_count_ = 0;
+  // Free slots: client id -> next sequence.
+  std::vector<std::pair<uint64_t, uint64_t>> free_slots_;
+  std::unordered_map<uint64_t, uint64_t> busy_slots_;  // client id -> sequence in use
+  std::vector<std::string> forward_batch_;
+
+  uint64_t next_read_id_ = 1;
+  std::unordered_map<uint64_t, PendingRead> reads_by_id_;  // waiting for a read index
+  std::multimap<LogIndex, PendingRead> reads_by_index_;    // waiting to be applied
+};
+
+}  // namespace rkv
+
+#endif  // RKV_NODE_NODE_H_

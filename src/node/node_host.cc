@@ -1,0 +1,285 @@
+#include "node/node_host.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "common/logging.h"
+#include "transport/transport.h"
+
+namespace rkv {
+namespace {
+
+std::string_view RoleText(raft::Role role) {
+  switch (role) {
+    case raft::Role::kLeader:
+      return "leader";
+    case raft::Role::kCandidate:
+      return "candidate";
+    case raft::Role::kPreCandidate:
+      return "pre-candidate";
+    case raft::Role::kFollower:
+      break;
+  }
+  return "follower";
+}
+
+ServiceStatus ToServiceStatus(const NodeStatus& s) {
+  ServiceStatus out;
+  out.id = s.id.value();
+  out.role = std::string(RoleText(s.role));
+  out.leader = s.leader.value();
+  out.term = s.term.value();
+  out.commit_index = s.commit_index.value();
+  out.applied_index = s.applied_index.value();
+  out.first_index = s.first_index.value();
+  out.last_index = s.last_index.value();
+  for (NodeId id : s.configuration.voters) out.voters.push_back(id.value());
+  for (NodeId id : s.configuration.learners) out.learners.push_back(id.value());
+  for (const auto& [id, index] : s.match_index) out.match_index[id.value()] = index.value();
+  return out;
+}
+
+// The HTTP status the front ends give a write's result.
+Status ResultToStatus(const Result<CommandResult>& result) {
+  if (!result.ok()) return result.status();
+  switch (result->code) {
+    case CommandResult::Code::kOk:
+    case CommandResult::Code::kAlreadyApplied:
+      return Status::OK();
+    case CommandResult::Code::kRejected:
+      return Status::InvalidArgument(result->message);
+    case CommandResult::Code::kCasFailed:
+      return Status::Aborted("compare-and-swap failed");
+    case CommandResult::Code::kStaleSequence:
+      return Status::Aborted("a newer write of this client was applied already");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+NodeHost::NodeHost(NodeHostOptions options) : options_(std::move(options)) {}
+
+NodeHost::~NodeHost() { (void)Stop(); }
+
+Result<std::unique_ptr<NodeHost>> NodeHost::Start(NodeHostOptions options) {
+  std::unique_ptr<NodeHost> host(new NodeHost(std::move(options)));
+  NodeHost* self = host.get();
+  const NodeId id = self->options_.node.id;
+
+  transport::TcpTransportOptions transport_options;
+  transport_options.id = id;
+  transport_options.cluster_id = self->options_.cluster_id;
+  transport_options.jitter_seed = self->options_.node.random_seed;
+  std::string listen = self->options_.peer_listen;
+  if (listen.empty()) {
+    auto it = self->options_.peer_addresses.find(id.value());
+    if (it != self->options_.peer_addresses.end()) listen = it->second;
+  }
+  transport_options.listen_address = listen.empty() ? "127.0.0.1:0" : listen;
+  transport_options.on_message = [self](raft::Message m) {
+    {
+      std::lock_guard lock(self->mu_);
+      if (self->stopping_) return;
+      self->inbox_messages_.push_back(std::move(m));
+    }
+    self->cv_.notify_one();
+  };
+  self->transport_ = std::make_unique<transport::TcpTransport>(std::move(transport_options));
+
+  RKV_ASSIGN_OR_RETURN(self->node_, Node::Open(self->options_.node, self->transport_.get()));
+  for (const auto& [peer, address] : self->options_.peer_addresses) {
+    if (peer != id.value()) self->transport_->AddPeer(NodeId{peer}, address);
+  }
+  // A one-member cluster needs no peer listener.
+  if (self->options_.peer_addresses.size() > 1 || !self->options_.peer_listen.empty()) {
+    Status s = self->transport_->Start();
+    if (!s.ok()) {
+      (void)self->node_->Close();
+      return Status::IOError("cannot listen for peers on " + listen + ": " + s.message());
+    }
+  }
+  self->Publish();
+  self->running_ = true;
+  self->loop_ = std::thread([self] { self->Loop(); });
+  return host;
+}
+
+uint64_t NodeHost::NowMs() const {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+void NodeHost::Loop() {
+  using Clock = std::chrono::steady_clock;
+  const auto tick = options_.tick;
+  // Catching up on more ticks than this at once only repeats what the
+  // first election timeout's worth already did.
+  const uint64_t max_catch_up = 4 * options_.node.election_timeout_ticks + 4;
+  Clock::time_point next_tick = Clock::now() + tick;
+  std::vector<raft::Message> messages;
+  std::vector<Task> tasks;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_until(lock, next_tick, [&] {
+        return stopping_ || !inbox_messages_.empty() || !inbox_tasks_.empty();
+      });
+      if (stopping_) break;
+      messages.swap(inbox_messages_);
+      tasks.swap(inbox_tasks_);
+    }
+    const Clock::time_point now = Clock::now();
+    if (now >= next_tick) {
+      const uint64_t due = static_cast<uint64_t>((now - next_tick) / tick) + 1;
+      const uint64_t n = std::min(due, max_catch_up);
+      const uint64_t now_ms = NowMs();
+      for (uint64_t i = 0; i < n; ++i) node_->Tick(now_ms);
+      next_tick += tick * static_cast<int64_t>(due);
+    }
+    for (const raft::Message& m : messages) node_->Receive(m);
+    messages.clear();
+    for (Task& task : tasks) task(*node_);
+    tasks.clear();
+    node_->Process();
+    Publish();
+  }
+}
+
+void NodeHost::Publish() {
+  ServiceStatus status = ToServiceStatus(node_->status());
+  std::lock_guard lock(status_mu_);
+  status_ = std::move(status);
+}
+
+void NodeHost::Submit(Task task, const std::function<void(Status)>& refuse) {
+  Status refused;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) {
+      refused = Status::ShuttingDown("node is stopping");
+    } else if (inbox_tasks_.size() >= options_.max_queued_requests) {
+      refused = Status::Busy("request queue is full");
+    } else {
+      inbox_tasks_.push_back(std::move(task));
+    }
+  }
+  if (!refused.ok()) {
+    refuse(refused);
+    return;
+  }
+  cv_.notify_one();
+}
+
+void NodeHost::Get(std::string key, const ServiceReadOptions& options, GetCallback done) {
+  if (options.consistency == ReadConsistency::kStale) {
+    if (!running_.load(std::memory_order_acquire)) {
+      done(Status::ShuttingDown("node is stopping"));
+      return;
+    }
+    done(node_->StaleGet(key, NowMs()));
+    return;
+  }
+  auto shared_done = std::make_shared<GetCallback>(std::move(done));
+  Submit(
+      [key = std::move(key), consistency = options.consistency, shared_done](Node& node) mutable {
+        node.Read(std::move(key), consistency,
+                  [shared_done](Result<std::string> r) { (*shared_done)(std::move(r)); });
+      },
+      [shared_done](Status s) { (*shared_done)(s); });
+}
+
+void NodeHost::Write(Command command, const ServiceWriteOptions& options, WriteCallback done) {
+  auto shared_done = std::make_shared<WriteCallback>(std::move(done));
+  Submit(
+      [command = std::move(command), key = options.idempotency_key, shared_done](Node& node) mutable {
+        node.Write(std::move(command), key, [shared_done](Result<CommandResult> r) {
+          (*shared_done)(ResultToStatus(r));
+        });
+      },
+      [shared_done](Status s) { (*shared_done)(s); });
+}
+
+void NodeHost::Put(std::string key, std::string value, const ServiceWriteOptions& options,
+                   WriteCallback done) {
+  Write(Command::Put(std::move(key), std::move(value)), options, std::move(done));
+}
+
+void NodeHost::Delete(std::string key, const ServiceWriteOptions& options, WriteCallback done) {
+  Write(Command::Delete(std::move(key)), options, std::move(done));
+}
+
+bool NodeHost::Healthy() const { return running_.load(std::memory_order_acquire); }
+
+ServiceStatus NodeHost::NodeStatus() const {
+  std::lock_guard lock(status_mu_);
+  return status_;
+}
+
+void NodeHost::Cluster(std::function<void(ClusterInfo)> done) {
+  ClusterInfo info;
+  info.cluster_id = options_.cluster_id;
+  info.self = NodeStatus();
+  std::vector<uint64_t> ids = info.self.voters;
+  ids.insert(ids.end(), info.self.learners.begin(), info.self.learners.end());
+  for (const auto& [id, address] : options_.peer_addresses) {
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  }
+  std::sort(ids.begin(), ids.end());
+  for (uint64_t id : ids) {
+    MemberInfo member;
+    member.id = id;
+    member.voter = std::find(info.self.voters.begin(), info.self.voters.end(), id) !=
+                   info.self.voters.end();
+    if (auto it = options_.peer_addresses.find(id); it != options_.peer_addresses.end()) {
+      member.peer_address = it->second;
+    }
+    if (auto it = options_.http_addresses.find(id); it != options_.http_addresses.end()) {
+      member.http_address = it->second;
+    }
+    if (id == info.self.id) {
+      member.status = info.self;
+    } else if (!member.http_address.empty() && options_.fetch_status) {
+      Result<ServiceStatus> status = options_.fetch_status(member.http_address);
+      if (status.ok()) {
+        member.status = std::move(*status);
+      } else {
+        member.error = status.status().ToString();
+      }
+    } else {
+      member.error = "no HTTP address configured for this member";
+    }
+    info.members.push_back(std::move(member));
+  }
+  done(std::move(info));
+}
+
+uint16_t NodeHost::peer_port() const { return transport_->bound_port(); }
+
+Status NodeHost::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return close_status_;
+    closed_ = true;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (loop_.joinable()) loop_.join();
+  running_ = false;
+  // Requests that never reached the loop run against the closed node,
+  // which answers them ShuttingDown.
+  std::vector<Task> tasks;
+  {
+    std::lock_guard lock(mu_);
+    tasks.swap(inbox_tasks_);
+  }
+  transport_->Stop();
+  if (node_ != nullptr) {
+    close_status_ = node_->Close();
+    for (Task& task : tasks) task(*node_);
+  }
+  return close_status_;
+}
+
+}  // namespace rkv

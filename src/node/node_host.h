@@ -1,0 +1,111 @@
+// NodeHost: runs a Node (node.h) on a thread of its own, with a real clock
+// and the TCP transport, and serves it to the front ends as a KvService.
+//
+// One loop thread owns the Node. Every other thread talks to it through an
+// input queue: the transport's thread pushes peer messages, HTTP threads
+// push requests. Each turn of the loop takes everything queued, first ticks
+// the Raft timer for the time that passed (all of it, up to a bound, so a
+// process that was paused (SIGSTOP, a VM freeze) notices at once that its
+// leadership and lease are gone before it serves anything), then steps the
+// messages, submits the requests, and lets the Node persist, send and apply
+// (Node::Process: one WAL fdatasync covers every write queued meanwhile).
+//
+// Stale reads do not enter the queue: they read the state machine on the
+// caller's thread.
+#ifndef RKV_NODE_NODE_HOST_H_
+#define RKV_NODE_NODE_HOST_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "node/kv_service.h"
+#include "node/node.h"
+
+namespace rkv {
+
+namespace transport {
+class TcpTransport;
+}  // namespace transport
+
+struct NodeHostOptions {
+  NodeOptions node;
+  // Every member's peer address ("host:port"), this node's included.
+  std::map<uint64_t, std::string> peer_addresses;
+  // Every member's HTTP address, where known (for GET /v1/cluster).
+  std::map<uint64_t, std::string> http_addresses;
+  // Where this node listens for peers; empty: its own entry of
+  // peer_addresses. Unused by a one-member cluster.
+  std::string peer_listen;
+  // Frames carry it; nodes of other clusters are refused.
+  uint64_t cluster_id = 0;
+  std::chrono::milliseconds tick{50};
+  // Requests waiting to enter the loop; more are answered Busy.
+  size_t max_queued_requests = 16384;
+  // Asks a member at an HTTP address for its status (GET /v1/status).
+  // Optional; without it GET /v1/cluster shows only what this node knows.
+  std::function<Result<ServiceStatus>(const std::string& http_address)> fetch_status;
+};
+
+class NodeHost final : public KvService {
+ public:
+  // Opens the node, starts the transport and the loop.
+  static Result<std::unique_ptr<NodeHost>> Start(NodeHostOptions options);
+  ~NodeHost() override;  // Stop()s.
+  NodeHost(const NodeHost&) = delete;
+  NodeHost& operator=(const NodeHost&) = delete;
+
+  void Get(std::string key, const ServiceReadOptions& options, GetCallback done) override;
+  void Put(std::string key, std::string value, const ServiceWriteOptions& options,
+           WriteCallback done) override;
+  void Delete(std::string key, const ServiceWriteOptions& options, WriteCallback done) override;
+  bool Healthy() const override;
+  ServiceStatus NodeStatus() const override;
+  void Cluster(std::function<void(ClusterInfo)> done) override;
+
+  // Answers what is pending with ShuttingDown, stops the loop and the
+  // transport, closes the node (checkpoint, WAL and engine closed). Returns
+  // the first error of closing. Idempotent.
+  Status Stop();
+
+  uint16_t peer_port() const;
+
+ private:
+  using Task = std::function<void(Node&)>;
+
+  explicit NodeHost(NodeHostOptions options);
+  void Submit(Task task, const std::function<void(Status)>& refuse);
+  void Write(Command command, const ServiceWriteOptions& options, WriteCallback done);
+  void Loop();
+  void Publish();
+  uint64_t NowMs() const;
+
+  NodeHostOptions options_;
+  std::unique_ptr<transport::TcpTransport> transport_;
+  std::unique_ptr<Node> node_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<raft::Message> inbox_messages_;
+  std::vector<Task> inbox_tasks_;
+  bool stopping_ = false;
+  std::atomic<bool> running_{false};
+  std::thread loop_;
+  Status close_status_;
+  bool closed_ = false;
+
+  mutable std::mutex status_mu_;
+  ServiceStatus status_;
+};
+
+}  // namespace rkv
+
+#endif  // RKV_NODE_NODE_HOST_H_
