@@ -259,6 +259,10 @@ TEST(RaftTest, Section6_4_1_LeaseReads) {
   EXPECT_EQ(CountOf<HeartbeatRequest>(solo.Drain()), 0u);
   ASSERT_EQ(solo.read_states().size(), 2u);
   EXPECT_EQ(solo.read_states()[1], (ReadState{2, LogIndex{1}}));
+  // A read that does not accept a lease takes a round all the same.
+  ASSERT_TRUE(solo.node().ReadIndex(20, /*use_lease=*/false).ok());
+  EXPECT_EQ(CountOf<HeartbeatRequest>(solo.Drain()), 2u);
+  EXPECT_EQ(solo.read_states().size(), 2u);
   // Without further acknowledgements the lease runs out after a minimum
   // election timeout.
   for (int i = 0; i < 10; ++i) solo.node().Tick();
@@ -282,6 +286,33 @@ TEST(RaftTest, Section6_4_1_LeaseReads) {
   ASSERT_TRUE(transfer.node().ReadIndex(9).ok());
   transfer.Drain();
   EXPECT_TRUE(transfer.read_states().empty());
+}
+
+// A follower hands its clients' commands to the leader (ProposeRequest),
+// which appends them; a follower without a leader, and a leader, refuse.
+TEST(RaftTest, FollowerForwardsProposalsToTheLeader) {
+  Network net({1, 2, 3});
+  net.Campaign(1);
+  ASSERT_EQ(net.node(1).role(), Role::kLeader);
+  EXPECT_TRUE(net.node(1).Forward({"x"}).IsNotLeader());
+  const LogIndex before = net.node(1).last_index();
+  ASSERT_TRUE(net.node(2).Forward({"a", "b"}).ok());
+  net.Stabilize();
+  EXPECT_EQ(net.node(1).last_index(), before + 2);
+  for (uint64_t id : {1, 2, 3}) {
+    const auto& commands = net.applied_commands(id);
+    ASSERT_GE(commands.size(), 2u) << id;
+    EXPECT_EQ(commands[commands.size() - 2], "a") << id;
+    EXPECT_EQ(commands.back(), "b") << id;
+  }
+  // A forward lost on the way changes nothing; the caller retries.
+  net.DropIf([](const Message& m) { return std::holds_alternative<ProposeRequest>(m.body); });
+  ASSERT_TRUE(net.node(3).Forward({"lost"}).ok());
+  net.Stabilize();
+  EXPECT_EQ(net.node(1).last_index(), before + 2);
+
+  SoloNode lonely(1, {1, 2, 3});
+  EXPECT_TRUE(lonely.node().Forward({"x"}).IsNotLeader());
 }
 
 // With lease reads, a freshly (re)started server withholds its vote for one
