@@ -160,6 +160,11 @@ class Node {
   Result<std::string> StaleGet(std::string_view key, uint64_t now_ms) const;
 
   NodeStatus status() const;
+  // For tests and the simulator's invariant checks: the core, the log and
+  // the state machine as they are (node thread only).
+  const raft::RaftNode& raft() const { return *raft_; }
+  const wal::Wal& wal() const { return *wal_; }
+  const StateMachine& state_machine() const { return *state_machine_; }
   // True once the node has stopped on an error it cannot continue from
   // (a failed WAL or engine write); every request is then refused.
   const Status& failure() const { return failure_; }
