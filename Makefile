@@ -8,12 +8,13 @@ ARGS   ?=
 # CI builds with -Werror.
 CMAKE_EXTRA := $(if $(CI),-DRKV_WERROR=ON,)
 
-.PHONY: all deps configure build run test test-asan test-tsan bench sim-long sim-planted clean help
+.PHONY: all deps configure build run cluster test test-asan test-tsan bench sim-long sim-planted clean help
 
 all: build
 
 help:
 	@echo "make run        build (release) and start raft-kv on 127.0.0.1:8080, data in ./data"
+	@echo "make cluster    build and run a local cluster of NODES (default 3) raft-kv nodes until Ctrl-C"
 	@echo "make test       build and run every test (unit, crash, integration)"
 	@echo "make test-asan  the same under AddressSanitizer + UBSan"
 	@echo "make test-tsan  the storage and env tests under ThreadSanitizer (part of make test)"
@@ -34,6 +35,14 @@ build: configure
 run: configure
 	@cmake --build --preset $(PRESET) --target raft-kv
 	./$(BUILD)/bin/raft-kv $(ARGS)
+
+# NODES raft-kv processes on 127.0.0.1 (HTTP on 7001.., data in
+# ./local-cluster), restarted from their data on the next run; Ctrl-C stops
+# them all.
+NODES ?= 3
+cluster: configure
+	@cmake --build --preset $(PRESET) --target raft-kv raft-kv-cli
+	./$(BUILD)/bin/raft-kv-cli local-cluster --nodes $(NODES)
 
 # Every test of the build, then the storage and env tests again under
 # ThreadSanitizer (they run readers, writers, group commit and merge at once).
