@@ -7,6 +7,7 @@
 #include "common/assert.h"
 #include "common/logging.h"
 #include "env/env.h"
+#include "node/kv_dir.h"
 #include "storage/engine.h"
 #include "transport/transport.h"
 #include "wal/wal.h"
@@ -85,36 +86,30 @@ Status Node::OpenStorage() {
   wal_options.bootstrap = options_.initial_members;
   RKV_ASSIGN_OR_RETURN(wal_, wal::Wal::Open(env_, options_.data_dir + "/wal", wal_options));
 
-  // The engine may be ahead of the log: a snapshot was installed into it
-  // and the node stopped before the log recorded the snapshot. The engine
-  // then also holds the snapshot's metadata; record it in the log now.
+  // The engine may hold less than the log (its unsynced tail was lost:
+  // the core hands out the entries after its applied index again) but never
+  // less than the log dropped.
   const LogIndex applied = state_machine_->applied_index();
-  const Term applied_term = state_machine_->applied_term();
-  Result<Term> log_term = wal_->TermAt(applied);
-  if (applied > wal_->LastIndex() || (applied > LogIndex{0} && log_term.ok() && *log_term != applied_term)) {
-    RKV_ASSIGN_OR_RETURN(std::optional<raft::SnapshotMetadata> meta, InstalledSnapshotMetadata());
-    if (!meta || meta->last_index != applied) {
-      return Status::Corruption(fmt::format(
-          "the engine in {} has applied index {} but the Raft log in {}/wal ends at {} and no "
-          "snapshot record explains it",
-          engine_path_, applied.value(), options_.data_dir, wal_->LastIndex().value()));
-    }
-    RKV_LOG_INFO("event=snapshot_recorded index={} term={} reason=installed_before_crash",
-                 meta->last_index.value(), meta->last_term.value());
-    RKV_RETURN_IF_ERROR(wal_->ApplySnapshot(*meta));
-    RKV_RETURN_IF_ERROR(wal_->Sync());
+  if (applied < wal_->FirstIndex() - 1) {
+    return Status::Corruption(fmt::format(
+        "the engine in {} has applied index {} but the Raft log in {}/wal starts after {}",
+        engine_path_, applied.value(), options_.data_dir, (wal_->FirstIndex() - 1).value()));
   }
   compacted_index_ = wal_->FirstIndex() - 1;
   return Status::OK();
 }
 
-Status Node::OpenEngine(const std::string& path) {
+storage::Options Node::EngineOptions() const {
   storage::Options engine_options = options_.engine;
   engine_options.env = env_;
   engine_options.sync_mode = storage::SyncMode::kNone;
   StateMachine::FitEngineOptions(options_.state_machine, &engine_options);
+  return engine_options;
+}
+
+Status Node::OpenEngine(const std::string& path) {
   RKV_ASSIGN_OR_RETURN(std::unique_ptr<storage::Engine> engine,
-                       storage::Engine::Open(engine_options, path));
+                       storage::Engine::Open(EngineOptions(), path));
   RKV_ASSIGN_OR_RETURN(std::unique_ptr<StateMachine> state_machine,
                        StateMachine::Open(engine.get(), options_.state_machine));
   std::unique_lock lock(engine_mu_);
@@ -129,7 +124,16 @@ Status Node::CreateRaft() {
   config.id = options_.id;
   config.election_timeout_ticks = options_.election_timeout_ticks;
   config.heartbeat_interval_ticks = options_.heartbeat_interval_ticks;
-  config.applied_index = state_machine_->applied_index();
+  // The core re-delivers the committed entries after applied_index. The
+  // engine may be ahead of the durable commit index (a commit-only change
+  // is not synced) or of the whole log (a snapshot installed just before a
+  // crash): start the core at what both know, and the state machine skips
+  // what it already holds (kAlreadyApplied).
+  const raft::InitialState initial = wal_->GetInitialState();
+  config.applied_index = std::max(
+      wal_->FirstIndex() - 1,
+      std::min(state_machine_->applied_index(),
+               std::min(initial.hard_state.commit_index, wal_->LastIndex())));
   log_storage_ = std::make_unique<SnapshotSource>(this);
 
   // Replay: the core hands out the committed entries after applied_index
@@ -407,7 +411,16 @@ void Node::HandleReady(raft::Ready ready) {
 
   // 5.
   raft_->Advance();
-  configuration_ = raft_->configuration();
+  if (!(configuration_ == raft_->configuration())) {
+    // The configuration in effect at the applied index, which the WAL hands
+    // the core after a restart.
+    configuration_ = raft_->configuration();
+    Status s = wal_->SetConfiguration(configuration_);
+    if (!s.ok()) {
+      Fail(s);
+      return;
+    }
+  }
   ServeAppliedReads();
   if (leader_changed && last_leader_ != kNoNode) RetryAll();
   MaybeCompact();

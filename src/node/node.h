@@ -195,6 +195,7 @@ class Node {
   Node(NodeOptions options, transport::Transport* transport);
   Status OpenStorage();
   Status OpenEngine(const std::string& path);
+  storage::Options EngineOptions() const;
   Status OpenKvDir();  // node_snapshot.cc
   Status CreateRaft();
 
@@ -206,7 +207,6 @@ class Node {
 
   // Snapshots (node_snapshot.cc).
   Result<raft::Snapshot> CurrentSnapshot() const;
-  Result<std::optional<raft::SnapshotMetadata>> InstalledSnapshotMetadata();
   void InstallSnapshot(const raft::Snapshot& snapshot);
   void MaybeCompact();
 
@@ -233,6 +233,9 @@ class Node {
   std::unique_ptr<storage::Engine> engine_;
   std::unique_ptr<StateMachine> state_machine_;
   std::string engine_path_;
+  std::unique_ptr<KvDir> kv_dir_;
+  // The snapshot last served to followers (CurrentSnapshot).
+  mutable std::optional<raft::Snapshot> snapshot_cache_;
 
   uint64_t ticks_ = 0;
   uint64_t now_ms_ = 0;

@@ -16,6 +16,7 @@
 
 #include "env/mem_env.h"
 #include "transport/transport.h"
+#include "wal/wal.h"
 
 namespace rkv {
 namespace {
@@ -59,6 +60,7 @@ class NodeClusterTest : public ::testing::Test {
     o.request_timeout_ticks = 200;
     o.retry_ticks = 20;
     o.engine.background_merge = false;
+    o.compact_every_entries = compact_every_entries_;
     o.random_seed = 1000 + static_cast<uint64_t>(id);
     return o;
   }
@@ -141,6 +143,7 @@ class NodeClusterTest : public ::testing::Test {
     return done();
   }
 
+  uint64_t compact_every_entries_ = 10'000;
   MemEnv env_;
   std::map<int, QueueTransport> transports_;
   std::map<int, std::unique_ptr<Node>> nodes_;
@@ -319,6 +322,54 @@ TEST_F(NodeClusterTest, RestartReplaysTheLog) {
     ASSERT_TRUE(v.ok()) << i;
     EXPECT_EQ(*v, "v" + std::to_string(i));
   }
+}
+
+TEST_F(NodeClusterTest, LaggingFollowerCatchesUpBySnapshot) {
+  // Reopen every node with frequent compaction.
+  for (auto& [id, n] : nodes_) ASSERT_TRUE(n->Close().ok());
+  nodes_.clear();
+  compact_every_entries_ = 50;
+  for (int i = 1; i <= kNodes; ++i) Open(i);
+  const int leader = ElectLeader();
+  ASSERT_NE(leader, 0);
+  const int follower = leader % kNodes + 1;
+  ASSERT_TRUE(node(follower).Close().ok());
+  nodes_[follower].reset();
+  auto first = Put(leader, "once", "x", "key-B");
+  ASSERT_TRUE(TickUntil([&] { return first->result.has_value(); }));
+  for (int i = 0; i < 300; ++i) {
+    auto w = Put(leader, "k" + std::to_string(i % 100), "v" + std::to_string(i));
+    ASSERT_TRUE(TickUntil([&] { return w->result.has_value(); }));
+    ASSERT_TRUE(w->result->ok());
+  }
+  // The leader's log no longer holds what the follower lacks.
+  ASSERT_GT(node(leader).wal().FirstIndex(), LogIndex{50});
+  Open(follower);
+  const LogIndex before = node(follower).status().last_index;
+  ASSERT_LT(before, node(leader).wal().FirstIndex());
+  ASSERT_TRUE(TickUntil([&] {
+    return node(follower).status().applied_index == node(leader).status().commit_index;
+  }, 400));
+  // It got a snapshot: its own log starts past where it stopped.
+  EXPECT_GT(node(follower).wal().FirstIndex(), before + 1);
+  for (int i = 200; i < 300; ++i) {
+    auto v = node(follower).StaleGet("k" + std::to_string(i % 100), 0);
+    ASSERT_TRUE(v.ok()) << i;
+    EXPECT_EQ(*v, "v" + std::to_string(i));
+  }
+  // Sessions came with the snapshot: a retry through the follower of a
+  // write made while it was away is answered from the session table.
+  auto retry = Put(follower, "once", "x", "key-B");
+  ASSERT_TRUE(TickUntil([&] { return retry->result.has_value(); }));
+  ASSERT_TRUE(retry->result->ok()) << retry->result->status().ToString();
+  EXPECT_TRUE((*retry->result)->duplicate);
+  // And it restarts from the installed state.
+  ASSERT_TRUE(node(follower).Close().ok());
+  nodes_[follower].reset();
+  Open(follower);
+  auto v = node(follower).StaleGet("k99", 0);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, "v299");
 }
 
 TEST_F(NodeClusterTest, FailedNodeRefusesRequests) {
