@@ -98,7 +98,7 @@ bool ParseDuration(const std::string& text, std::chrono::seconds* out) {
   return true;
 }
 
-void PrintReport(const rkv::sim::SimReport& r, bool swarm) {
+void PrintReport(const rkv::sim::SimReport& r, bool swarm, bool node) {
   std::printf("seed %lu%s: %s\n", static_cast<unsigned long>(r.seed), swarm ? " (swarm)" : "",
               r.passed ? "passed" : (r.inconclusive ? "inconclusive (checker budget)" : "FAILED"));
   std::printf("  setup: %s\n", r.setup.c_str());
@@ -114,6 +114,14 @@ void PrintReport(const rkv::sim::SimReport& r, bool swarm) {
   std::printf("  client operations: %lu ok, %lu cas failed, %lu unknown; recovery after heal %.0f ms\n",
               static_cast<unsigned long>(r.ops_ok), static_cast<unsigned long>(r.ops_failed),
               static_cast<unsigned long>(r.ops_unknown), static_cast<double>(r.recovery_us) / 1e3);
+  if (node) {
+    std::printf("  node faults: %lu power losses mid-work, %lu I/O errors, %lu power losses in recovery; "
+                "%lu client retries (%lu write errors); exactly-once model %s\n",
+                static_cast<unsigned long>(r.crash_points_hit), static_cast<unsigned long>(r.io_errors_hit),
+                static_cast<unsigned long>(r.recovery_crashes), static_cast<unsigned long>(r.client_retries),
+                static_cast<unsigned long>(r.write_retries),
+                r.model_checks > 0 ? "compared" : (r.model_gaps > 0 ? "incomplete" : "not reached"));
+  }
   std::printf("  trace hash %016lx\n", static_cast<unsigned long>(r.trace_hash));
   if (!r.passed && !r.inconclusive) {
     std::printf("  failure: %s\n  replay: %s\n", r.failure.c_str(), ReplayCommand(r.seed).c_str());
@@ -152,6 +160,9 @@ int main(int argc, char** argv) {
   bool keep_going = false;
   std::string plant;
   std::string log_kind = "wal";
+  std::string server = "core";
+  std::optional<uint64_t> compact_every;
+  bool node_creates_data_dir = false;
   app.add_option("--seed", seed, "Run one seed and print its summary");
   app.add_option("--seeds", seeds, "Sweep a range of seeds: A..B, or A.. with --for");
   app.add_flag("--swarm", swarm, "Draw the fault rates from each seed (swarm testing)");
@@ -165,19 +176,39 @@ int main(int argc, char** argv) {
                  "whose crashes tear unsynced bytes; the default) or memory (a model of the Ready "
                  "contract; faster)")
       ->check(CLI::IsMember({"wal", "memory"}));
+  app.add_option("--server", server,
+                 "What a simulated server is: core (the Raft core in the simulator's node loop; the "
+                 "default) or node (a real rkv::Node with its WAL, engine and state machine on a "
+                 "simulated file system, crashed also in the middle of its work)")
+      ->check(CLI::IsMember({"core", "node"}));
+  app.add_option("--compact-every", compact_every,
+                 "With --server node: each node compacts its WAL (and followers that lag get a "
+                 "snapshot) every N applied entries (default: drawn from each seed, 10 to 100; a large N "
+                 "turns compaction off)");
+  app.add_flag("--node-creates-data-dir", node_creates_data_dir,
+               "With --server node: do not create the data directories before the first start; "
+               "Node::Open creates them");
   app.add_option("--plant-harness-bug", plant,
                  "Break the simulated server on purpose, to see the checks fail: ack-before-persist "
                  "(send acknowledgements before the disk write), local-reads (answer gets without "
                  "ReadIndex) or torn-commit (the log loses commit indexes: a torn write keeps "
-                 "entries but not the commit index that came with them; implies --log memory)")
-      ->check(CLI::IsMember({"ack-before-persist", "local-reads", "torn-commit"}));
+                 "entries but not the commit index that came with them; implies --log memory); with "
+                 "--server node: node-stale-reads (linearizable reads served from local state) or "
+                 "node-fresh-key-on-retry (a retried write gets a new idempotency key)")
+      ->check(CLI::IsMember({"ack-before-persist", "local-reads", "torn-commit", "node-stale-reads",
+                             "node-fresh-key-on-retry"}));
   CLI11_PARSE(app, argc, argv);
 
   // The WAL logs every recovery; thousands of simulated crashes would bury
   // the report. --trace shows them.
-  rkv::log::SetLevel(trace ? rkv::log::Level::kInfo : rkv::log::Level::kError);
+  // Nodes log every injected failure as an error; --server node expects them.
+  rkv::log::SetLevel(trace ? rkv::log::Level::kInfo
+                           : (server == "node" ? rkv::log::Level::kOff : rkv::log::Level::kError));
   {
     std::string flags;
+    if (server != "core") flags += " --server " + server;
+    if (compact_every) flags += " --compact-every " + std::to_string(*compact_every);
+    if (node_creates_data_dir) flags += " --node-creates-data-dir";
     if (swarm) flags += " --swarm";
     if (log_kind != "wal") flags += " --log " + log_kind;
     if (!plant.empty()) flags += " --plant-harness-bug " + plant;
@@ -189,6 +220,16 @@ int main(int argc, char** argv) {
   base.unsafe_ack_before_persist = plant == "ack-before-persist";
   base.unsafe_local_reads = plant == "local-reads";
   base.unsafe_torn_commit = plant == "torn-commit";
+  base.server = server == "node" ? rkv::sim::ServerKind::kNode : rkv::sim::ServerKind::kCore;
+  if (compact_every) base.compact_every_entries = *compact_every;
+  base.node_creates_data_dir = node_creates_data_dir;
+  base.unsafe_node_stale_reads = plant == "node-stale-reads";
+  base.unsafe_node_fresh_key_on_retry = plant == "node-fresh-key-on-retry";
+  if ((base.server == rkv::sim::ServerKind::kNode) != (plant.rfind("node-", 0) == 0) && !plant.empty()) {
+    std::fprintf(stderr, "raft-kv-sim: --plant-harness-bug %s does not go with --server %s\n", plant.c_str(),
+                 server.c_str());
+    return 2;
+  }
   // The torn-commit bug is planted in the model disk.
   base.real_wal = log_kind == "wal" && !base.unsafe_torn_commit;
 
@@ -203,7 +244,7 @@ int main(int argc, char** argv) {
     options.history_path = history;
     current_seed = *seed;
     const rkv::sim::SimReport report = rkv::sim::RunSimulation(options);
-    PrintReport(report, swarm);
+    PrintReport(report, swarm, base.server == rkv::sim::ServerKind::kNode);
     return report.passed || report.inconclusive ? 0 : 1;
   }
 

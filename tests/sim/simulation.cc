@@ -22,6 +22,7 @@
 #include "raft/raft_node.h"
 #include "raft/ready.h"
 #include "sim/kv_machine.h"
+#include "sim/node_simulation.h"
 #include "sim/wal_disk.h"
 #include "tools/lincheck/lincheck.h"
 
@@ -1310,6 +1311,7 @@ bool Simulation::Converged() {
 }  // namespace
 
 SimReport RunSimulation(const SimOptions& options) {
+  if (options.server == ServerKind::kNode) return RunNodeSimulation(options);
   Simulation sim(options);
   return sim.Run();
 }

@@ -52,8 +52,13 @@ struct FaultRates {
   uint64_t compact_threshold = 64;
 };
 
+// What a simulated server is: the Raft core in the simulator's own node
+// loop, or a real rkv::Node (node_simulation.h).
+enum class ServerKind : uint8_t { kCore, kNode };
+
 struct SimOptions {
   uint64_t seed = 1;
+  ServerKind server = ServerKind::kCore;
   bool swarm = false;
   // Simulated time with faults, then the bound for recovery once healed.
   int64_t fault_phase_us = 3'000'000;
@@ -79,6 +84,20 @@ struct SimOptions {
   // Ready) and writes a commit-index-only change only with the next Ready
   // that carries a hard state.
   bool unsafe_torn_commit = false;
+
+  // --server node only.
+  // NodeOptions::compact_every_entries of every node; 0: drawn from the seed
+  // (10 to 100, so compaction and snapshot installs happen in every run).
+  uint64_t compact_every_entries = 0;
+  // Leave creating each node's data directory to Node::Open (by default the
+  // simulator creates it durably first, as an operator would).
+  bool node_creates_data_dir = false;
+  // Planted harness bugs: serve linearizable and lease reads with StaleGet
+  // ...
+  bool unsafe_node_stale_reads = false;
+  // ... or retry a write with a new idempotency key (so a write whose first
+  // attempt took effect unseen takes effect twice).
+  bool unsafe_node_fresh_key_on_retry = false;
 };
 
 struct SimReport {
@@ -103,11 +122,20 @@ struct SimReport {
   uint64_t ops_failed = 0;   // cas that did not match
   uint64_t ops_unknown = 0;  // timed out, or never completed
   int64_t recovery_us = 0;   // heal -> a committed write of the new term
+  // --server node only.
+  uint64_t crash_points_hit = 0;   // power losses in the middle of the node's work
+  uint64_t io_errors_hit = 0;      // injected I/O errors that stopped a node
+  uint64_t recovery_crashes = 0;   // power losses during Node::Open
+  uint64_t client_retries = 0;     // attempts after an operation's first
+  uint64_t write_retries = 0;      // writes answered with an error (retried)
+  uint64_t model_checks = 0;       // final states compared with the exactly-once model
+  uint64_t model_gaps = 0;         // ... not compared: a committed entry was never seen
   int64_t simulated_us = 0;
   // Hash of every event in order: equal for equal seeds (determinism).
   uint64_t trace_hash = 0;
 };
 
+// Runs one seed with the server kind options.server names.
 SimReport RunSimulation(const SimOptions& options);
 
 }  // namespace rkv::sim
