@@ -267,11 +267,13 @@ class NodeSimulation {
 
   std::map<uint64_t, uint64_t> leader_of_term_;
   std::map<uint64_t, CommittedEntry> committed_;
-  // (index, term) -> data of normal entries seen in AppendEntries.
-  std::map<std::pair<uint64_t, uint64_t>, std::string> proposed_;
+  // (index, term) -> (normal entry?, its data) of the entries seen in
+  // AppendEntries.
+  std::map<std::pair<uint64_t, uint64_t>, std::pair<bool, std::string>> proposed_;
   std::set<std::pair<uint64_t, uint64_t>> snapshots_;  // (server, index) installed
   // The model: the committed log applied with exactly-once sessions.
   uint64_t model_next_ = 1;
+  uint64_t model_term_ = 0;  // of the last entry the model applied
   bool model_gap_ = false;
   std::map<std::string, std::string> model_;
   std::map<uint64_t, uint64_t> model_sessions_;  // client id -> last sequence applied
@@ -568,7 +570,8 @@ void NodeSimulation::OnSend(uint64_t from, Message m) {
   // entries in one call, before the simulator looks at its log.
   if (const auto* append = std::get_if<raft::AppendEntriesRequest>(&m.body)) {
     for (const raft::Entry& e : append->entries) {
-      if (e.type == raft::EntryType::kNormal) proposed_.try_emplace({e.index.value(), e.term.value()}, e.data);
+      const bool normal = e.type == raft::EntryType::kNormal;
+      proposed_.try_emplace({e.index.value(), e.term.value()}, normal, normal ? e.data : std::string());
     }
   }
   if (const auto* r = std::get_if<raft::InstallSnapshotResponse>(&m.body)) {
@@ -1042,16 +1045,38 @@ void NodeSimulation::RecordCommitted(uint64_t index, CommittedEntry entry, const
 void NodeSimulation::AdvanceModel() {
   for (;;) {
     auto it = committed_.find(model_next_);
-    if (it == committed_.end()) return;
+    if (it == committed_.end()) {
+      // No server showed this index before compacting it away. The entry
+      // went out in some AppendEntries (a majority holds it), and its term
+      // lies between its neighbours' terms: if only one entry sent for this
+      // index fits, it is the committed one.
+      auto next = committed_.upper_bound(model_next_);
+      if (next == committed_.end()) return;
+      const uint64_t hi = next->second.term.value();
+      auto only = proposed_.end();
+      for (auto p = proposed_.lower_bound({model_next_, model_term_});
+           p != proposed_.end() && p->first.first == model_next_ && p->first.second <= hi; ++p) {
+        if (only != proposed_.end()) return;  // more than one fits
+        only = p;
+      }
+      if (only == proposed_.end()) return;
+      CommittedEntry entry;
+      entry.term = Term{only->first.second};
+      entry.known = true;
+      entry.normal = only->second.first;
+      entry.data = only->second.second;
+      it = committed_.emplace(model_next_, std::move(entry)).first;
+    }
     CommittedEntry& e = it->second;
     if (!e.known) {
       auto p = proposed_.find({model_next_, e.term.value()});
       if (p == proposed_.end()) return;
       e.known = true;
-      e.normal = true;
-      e.data = p->second;
+      e.normal = p->second.first;
+      e.data = p->second.second;
     }
     ++model_next_;
+    model_term_ = e.term.value();
     if (!e.normal || e.data.empty()) continue;
     Result<Command> command = DecodeCommand(e.data);
     if (!command.ok()) {
