@@ -35,4 +35,11 @@ Status WriteFileAtomically(Env* env, const std::string& path, std::string_view d
   return Status::OK();
 }
 
+std::string ParentDir(const std::string& path) {
+  const size_t slash = path.find_last_of('/', path.size() > 1 ? path.size() - 2 : 0);
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
 }  // namespace rkv

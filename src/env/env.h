@@ -123,6 +123,11 @@ Result<std::string> ReadFileToString(Env* env, const std::string& path);
 // contents, never a mix.
 Status WriteFileAtomically(Env* env, const std::string& path, std::string_view data, bool sync);
 
+// The directory holding `path`, ignoring one trailing slash: "/a/b" and
+// "/a/b/" -> "/a", "b" -> ".", "/a" -> "/". Creating a directory is durable
+// only once its parent is synced.
+std::string ParentDir(const std::string& path);
+
 }  // namespace rkv
 
 #endif  // RKV_ENV_ENV_H_

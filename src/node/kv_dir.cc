@@ -28,13 +28,6 @@ constexpr size_t kRecordOverhead = 32;
 
 constexpr std::string_view kCurrentTmpSuffix = ".tmp";
 
-// The directory holding `path` ("/a/b" -> "/a", "b" -> ".", "/a" -> "/").
-std::string ParentDir(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
 
 }  // namespace
 

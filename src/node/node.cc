@@ -75,8 +75,12 @@ Result<std::unique_ptr<Node>> Node::Open(NodeOptions options, transport::Transpo
 }
 
 Status Node::OpenStorage() {
-  Status s = env_->CreateDir(options_.data_dir);
-  if (!s.ok() && !env_->FileExists(options_.data_dir)) return s;
+  if (!env_->FileExists(options_.data_dir)) {
+    // A data directory lost to a power cut right after the first start
+    // would take the node's vote with it: make its creation durable.
+    RKV_RETURN_IF_ERROR(env_->CreateDir(options_.data_dir));
+    RKV_RETURN_IF_ERROR(env_->SyncDir(ParentDir(options_.data_dir)));
+  }
 
   // The engine first: it locks its directory, so a second process on the
   // same data directory stops here, before touching the WAL.

@@ -10,18 +10,6 @@
 
 namespace rkv::wal {
 
-namespace {
-
-// The directory holding `dir` ("." for a relative name without a slash).
-std::string ParentDir(const std::string& dir) {
-  const size_t slash = dir.find_last_of('/', dir.size() > 1 ? dir.size() - 2 : 0);
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return dir.substr(0, slash);
-}
-
-}  // namespace
-
 Wal::Wal(Env* env, std::string dir, WalOptions options)
     : env_(env), dir_(std::move(dir)), options_(std::move(options)) {}
 

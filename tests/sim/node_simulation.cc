@@ -374,15 +374,6 @@ void NodeSimulation::ChooseSetup() {
     s.id = id;
     s.env = std::make_unique<FaultEnv>();
     s.transport = std::make_unique<SimTransport>(this, id);
-    if (!options_.node_creates_data_dir) {
-      // The operator made the data directory, durably, before the first
-      // start (Node::Open does not sync its parent directory after creating
-      // it, so a power loss soon after a first start can lose the whole
-      // directory: --node-creates-data-dir shows it).
-      Status st = s.env->CreateDir("/node" + std::to_string(id));
-      if (st.ok()) st = s.env->SyncDir("/");
-      if (!st.ok()) Fail("cannot create the data directory: " + st.ToString());
-    }
   }
   for (auto& [id, s] : servers_) Restart(s);
 }

@@ -162,7 +162,6 @@ int main(int argc, char** argv) {
   std::string log_kind = "wal";
   std::string server = "core";
   std::optional<uint64_t> compact_every;
-  bool node_creates_data_dir = false;
   app.add_option("--seed", seed, "Run one seed and print its summary");
   app.add_option("--seeds", seeds, "Sweep a range of seeds: A..B, or A.. with --for");
   app.add_flag("--swarm", swarm, "Draw the fault rates from each seed (swarm testing)");
@@ -185,9 +184,6 @@ int main(int argc, char** argv) {
                  "With --server node: each node compacts its WAL (and followers that lag get a "
                  "snapshot) every N applied entries (default: drawn from each seed, 10 to 100; a large N "
                  "turns compaction off)");
-  app.add_flag("--node-creates-data-dir", node_creates_data_dir,
-               "With --server node: do not create the data directories before the first start; "
-               "Node::Open creates them");
   app.add_option("--plant-harness-bug", plant,
                  "Break the simulated server on purpose, to see the checks fail: ack-before-persist "
                  "(send acknowledgements before the disk write), local-reads (answer gets without "
@@ -208,7 +204,6 @@ int main(int argc, char** argv) {
     std::string flags;
     if (server != "core") flags += " --server " + server;
     if (compact_every) flags += " --compact-every " + std::to_string(*compact_every);
-    if (node_creates_data_dir) flags += " --node-creates-data-dir";
     if (swarm) flags += " --swarm";
     if (log_kind != "wal") flags += " --log " + log_kind;
     if (!plant.empty()) flags += " --plant-harness-bug " + plant;
@@ -222,7 +217,6 @@ int main(int argc, char** argv) {
   base.unsafe_torn_commit = plant == "torn-commit";
   base.server = server == "node" ? rkv::sim::ServerKind::kNode : rkv::sim::ServerKind::kCore;
   if (compact_every) base.compact_every_entries = *compact_every;
-  base.node_creates_data_dir = node_creates_data_dir;
   base.unsafe_node_stale_reads = plant == "node-stale-reads";
   base.unsafe_node_fresh_key_on_retry = plant == "node-fresh-key-on-retry";
   if ((base.server == rkv::sim::ServerKind::kNode) != (plant.rfind("node-", 0) == 0) && !plant.empty()) {

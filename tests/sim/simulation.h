@@ -89,9 +89,6 @@ struct SimOptions {
   // NodeOptions::compact_every_entries of every node; 0: drawn from the seed
   // (10 to 100, so compaction and snapshot installs happen in every run).
   uint64_t compact_every_entries = 0;
-  // Leave creating each node's data directory to Node::Open (by default the
-  // simulator creates it durably first, as an operator would).
-  bool node_creates_data_dir = false;
   // Planted harness bugs: serve linearizable and lease reads with StaleGet
   // ...
   bool unsafe_node_stale_reads = false;
