@@ -80,6 +80,18 @@ Status Node::OpenStorage() {
     // would take the node's vote with it: make its creation durable.
     RKV_RETURN_IF_ERROR(env_->CreateDir(options_.data_dir));
     RKV_RETURN_IF_ERROR(env_->SyncDir(ParentDir(options_.data_dir)));
+  } else {
+    // Before the cluster, raft-kv kept its engine files at the top of the
+    // data directory. Starting over them would look like lost data.
+    RKV_ASSIGN_OR_RETURN(std::vector<std::string> children, env_->GetChildren(options_.data_dir));
+    for (const std::string& name : children) {
+      if (name.size() > 5 && name.ends_with(".data")) {
+        return Status::InvalidArgument(
+            options_.data_dir + " holds engine files of the single-node layout (" + name +
+            "); this version keeps a node's data in kv/ and wal/ below it. Start with an empty "
+            "--data directory");
+      }
+    }
   }
 
   // The engine first: it locks its directory, so a second process on the

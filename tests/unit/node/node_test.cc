@@ -372,6 +372,20 @@ TEST_F(NodeClusterTest, LaggingFollowerCatchesUpBySnapshot) {
   EXPECT_EQ(*v, "v299");
 }
 
+TEST_F(NodeClusterTest, RefusesADataDirectoryOfTheSingleNodeLayout) {
+  ASSERT_TRUE(env_.CreateDir("/old").ok());
+  auto file = env_.NewWritableFile("/old/00000000000000000001.data");
+  ASSERT_TRUE(file.ok());
+  ASSERT_TRUE((*file)->Close().ok());
+  NodeOptions o = Options(1);
+  o.data_dir = "/old";
+  QueueTransport t;
+  auto node = Node::Open(o, &t);
+  ASSERT_FALSE(node.ok());
+  EXPECT_TRUE(node.status().IsInvalidArgument()) << node.status().ToString();
+  EXPECT_NE(node.status().message().find("single-node layout"), std::string::npos);
+}
+
 TEST_F(NodeClusterTest, FailedNodeRefusesRequests) {
   const int leader = ElectLeader();
   ASSERT_NE(leader, 0);
