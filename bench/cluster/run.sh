@@ -322,7 +322,7 @@ point() {
     'BEGIN { if (n > 0) printf "%.0f", t / hz * 1e6 / n; else print "-" }')
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
     "$system" "$op" "$conns" "$rps" "$p50" "$p99" "$cpu" "${status:-?}" "$errs" >> "$RESULTS"
-  printf '%-8s %-19s c=%-3s %8s req/s  p50 %7s ms  p99 %7s ms  CPU/req %5s us  non-2xx %s  errors %s\n' \
+  printf '%-8s %-20s c=%-3s %8s req/s  p50 %7s ms  p99 %7s ms  CPU/req %5s us  non-2xx %s  errors %s\n' \
     "$system" "$op" "$conns" "$rps" "$p50" "$p99" "$cpu" "${status:-?}" "$errs"
 }
 
@@ -334,8 +334,8 @@ for conns in $CONNS; do
   point etcd write "$conns" "$ETCD_URL" "$HERE/etcd.lua" ETCD_OP=put
 done
 for conns in $CONNS; do
-  point "$RKV_NAME" "read" "$conns" "$RKV_URL" "$HTTP_LUA/get.lua"
-  point etcd "read" "$conns" "$ETCD_URL" "$HERE/etcd.lua" ETCD_OP=range
+  point "$RKV_NAME" "read (linearizable)" "$conns" "$RKV_URL" "$HTTP_LUA/get.lua"
+  point etcd "read (linearizable)" "$conns" "$ETCD_URL" "$HERE/etcd.lua" ETCD_OP=range
 done
 for conns in $CONNS; do
   point "$RKV_NAME" "read (stale)" "$conns" "$RKV_URL" "$HERE/raft-kv-get.lua" CONSISTENCY=stale
@@ -370,6 +370,19 @@ if ((invalid)); then
   echo
   echo "$invalid point(s) had non-2xx replies or socket errors and are not valid measurements." >&2
 fi
+
+# The same points side by side: the rows come in pairs, raft-kv then etcd.
+echo
+echo "| op | connections | raft-kv req/s | etcd req/s | raft-kv ÷ etcd | p50 raft-kv / etcd (ms) | p99 raft-kv / etcd (ms) | CPU/request raft-kv / etcd (µs) |"
+echo "|---|--:|--:|--:|--:|--:|--:|--:|"
+awk -F'\t' '
+  NR % 2 == 1 { split($0, r, "\t"); next }
+  {
+    op = (r[2] == $2) ? $2 : "read, " substr(r[2], 7, length(r[2]) - 7) " / " substr($2, 7, length($2) - 7)
+    ok = (r[8] == 0 && r[9] == 0 && $8 == 0 && $9 == 0) ? "" : " (INVALID: non-2xx or errors)"
+    printf "| %s%s | %s | %s | %s | %.1f× | %s / %s | %s / %s | %s / %s |\n",
+      op, ok, $3, r[4], $4, ($4 > 0 ? r[4] / $4 : 0), r[5], $5, r[6], $6, r[7], $7
+  }' "$RESULTS"
 echo
 echo "Writes: raft-kv POST /{key}, etcd POST /v3/kv/put. Reads: raft-kv GET /{key} (linearizable,"
 echo "the default) and GET /{key}?consistency=stale (the node's applied state); etcd POST /v3/kv/range"
