@@ -1,6 +1,7 @@
 #include "node/node_host.h"
 
 #include <algorithm>
+#include <future>
 #include <utility>
 
 #include "common/logging.h"
@@ -227,6 +228,7 @@ void NodeHost::Cluster(std::function<void(ClusterInfo)> done) {
     if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
   }
   std::sort(ids.begin(), ids.end());
+  std::vector<size_t> to_fetch;  // indexes into info.members
   for (uint64_t id : ids) {
     MemberInfo member;
     member.id = id;
@@ -241,18 +243,43 @@ void NodeHost::Cluster(std::function<void(ClusterInfo)> done) {
     if (id == info.self.id) {
       member.status = info.self;
     } else if (!member.http_address.empty() && options_.fetch_status) {
-      Result<ServiceStatus> status = options_.fetch_status(member.http_address);
-      if (status.ok()) {
-        member.status = std::move(*status);
-      } else {
-        member.error = status.status().ToString();
-      }
+      to_fetch.push_back(info.members.size());
     } else {
       member.error = "no HTTP address configured for this member";
     }
     info.members.push_back(std::move(member));
   }
-  done(std::move(info));
+  if (to_fetch.empty()) {
+    done(std::move(info));
+    return;
+  }
+  // Asking the others blocks up to their timeout. Not on the caller's
+  // thread: an HTTP thread would serve nothing meanwhile, and two members
+  // asked at once would each wait for the other's blocked thread. One
+  // thread per member asked, all at once; Stop() waits for them.
+  {
+    std::lock_guard lock(cluster_fetches_->mu);
+    ++cluster_fetches_->running;
+  }
+  std::thread([fetches = cluster_fetches_, fetch = options_.fetch_status, info = std::move(info),
+               to_fetch = std::move(to_fetch), done = std::move(done)]() mutable {
+    std::vector<std::future<Result<ServiceStatus>>> replies;
+    for (size_t i : to_fetch) {
+      replies.push_back(std::async(std::launch::async, fetch, info.members[i].http_address));
+    }
+    for (size_t k = 0; k < to_fetch.size(); ++k) {
+      Result<ServiceStatus> status = replies[k].get();
+      MemberInfo& member = info.members[to_fetch[k]];
+      if (status.ok()) {
+        member.status = std::move(*status);
+      } else {
+        member.error = status.status().ToString();
+      }
+    }
+    done(std::move(info));
+    std::lock_guard lock(fetches->mu);
+    if (--fetches->running == 0) fetches->idle.notify_all();
+  }).detach();
 }
 
 uint16_t NodeHost::peer_port() const { return transport_->bound_port(); }
@@ -275,6 +302,12 @@ Status NodeHost::Stop() {
     tasks.swap(inbox_tasks_);
   }
   transport_->Stop();
+  {
+    // Cluster() requests still asking other members (bounded by their
+    // timeout).
+    std::unique_lock lock(cluster_fetches_->mu);
+    cluster_fetches_->idle.wait(lock, [&] { return cluster_fetches_->running == 0; });
+  }
   if (node_ != nullptr) {
     close_status_ = node_->Close();
     for (Task& task : tasks) task(*node_);

@@ -104,6 +104,16 @@ class NodeHost final : public KvService {
 
   mutable std::mutex status_mu_;
   ServiceStatus status_;
+
+  // Cluster() requests asking other members on threads of their own. Stop()
+  // waits until none runs; shared, since a thread still touches it right
+  // after it counted itself out.
+  struct ClusterFetches {
+    std::mutex mu;
+    std::condition_variable idle;
+    int running = 0;
+  };
+  std::shared_ptr<ClusterFetches> cluster_fetches_ = std::make_shared<ClusterFetches>();
 };
 
 }  // namespace rkv
