@@ -44,6 +44,8 @@ class ServerProcess {
   void Kill();
 
   bool running() const { return pid_ > 0; }
+  // The process id while running (for signals such as SIGSTOP), else -1.
+  pid_t pid() const { return pid_; }
   uint16_t port() const { return port_; }
   const std::string& host() const { return host_; }
   // Everything the process wrote to stdout and stderr so far.
