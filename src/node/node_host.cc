@@ -131,6 +131,12 @@ void NodeHost::Loop() {
       messages.swap(inbox_messages_);
       tasks.swap(inbox_tasks_);
     }
+    // Messages first: a leader whose loop was held up (a long fdatasync, a
+    // snapshot to build) counts the acknowledgements that waited meanwhile
+    // before its catch-up ticks run CheckQuorum. Then the ticks, before any
+    // request: after a pause the lease has run out by the time a read asks.
+    for (const raft::Message& m : messages) node_->Receive(m);
+    messages.clear();
     const Clock::time_point now = Clock::now();
     if (now >= next_tick) {
       const uint64_t due = static_cast<uint64_t>((now - next_tick) / tick) + 1;
@@ -139,8 +145,6 @@ void NodeHost::Loop() {
       for (uint64_t i = 0; i < n; ++i) node_->Tick(now_ms);
       next_tick += tick * static_cast<int64_t>(due);
     }
-    for (const raft::Message& m : messages) node_->Receive(m);
-    messages.clear();
     for (Task& task : tasks) task(*node_);
     tasks.clear();
     node_->Process();

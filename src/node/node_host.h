@@ -3,12 +3,12 @@
 //
 // One loop thread owns the Node. Every other thread talks to it through an
 // input queue: the transport's thread pushes peer messages, HTTP threads
-// push requests. Each turn of the loop takes everything queued, first ticks
-// the Raft timer for the time that passed (all of it, up to a bound, so a
-// process that was paused (SIGSTOP, a VM freeze) notices at once that its
-// leadership and lease are gone before it serves anything), then steps the
-// messages, submits the requests, and lets the Node persist, send and apply
-// (Node::Process: one WAL fdatasync covers every write queued meanwhile).
+// push requests. Each turn of the loop takes everything queued, steps the
+// messages, ticks the Raft timer for the time that passed (all of it, up to
+// a bound, so a process that was paused (SIGSTOP, a VM freeze) notices that
+// its leadership and lease are gone before it serves anything), submits the
+// requests, and lets the Node persist, send and apply (Node::Process: one
+// WAL fdatasync covers every write queued meanwhile).
 //
 // Stale reads do not enter the queue: they read the state machine on the
 // caller's thread.

@@ -642,8 +642,14 @@ void RaftNode::SendTimeoutNow(NodeId to) {
 bool RaftNode::LeaseValid() const {
   if (config_.read_mode != ReadMode::kLease || lease_revoked_ || !lease_start_tick_) return false;
   // Followers that acknowledged a round sent at lease_start_tick_ ignore
-  // RequestVote until a minimum election timeout after they received it.
-  return tick_count_ < *lease_start_tick_ + config_.election_timeout_ticks;
+  // RequestVote until a minimum election timeout of their own ticks after
+  // they received it. Their ticks are not in phase with ours: a follower's
+  // first tick may come just after the heartbeat arrived, so its timeout can
+  // end up to one tick period before our election_timeout_ticks-th tick
+  // since the round. The lease therefore ends one tick earlier (found by the
+  // SIGSTOP integration test: a leader paused just under an election timeout
+  // came back and answered a lease read after a new leader had committed).
+  return tick_count_ + 1 < *lease_start_tick_ + config_.election_timeout_ticks;
 }
 
 void RaftNode::AppendEntry(EntryType type, std::string data) {

@@ -47,9 +47,10 @@ enum class ReadMode : uint8_t {
   // confirms leadership (one round is shared by all reads pending).
   kReadIndex,
   // Lease reads (§6.4.1): every heartbeat is a numbered round; while less
-  // than a minimum election timeout has passed since a round that a
-  // majority acknowledged was sent, the leader answers reads at once (no
-  // voter that acknowledged it will vote for anyone else before then).
+  // than a minimum election timeout less one tick has passed since a round
+  // that a majority acknowledged was sent, the leader answers reads at once
+  // (no voter that acknowledged it will vote for anyone else before then;
+  // the tick covers the phase between the voters' timers and ours).
   // Outside the lease, reads fall back to kReadIndex. Assumes the servers'
   // tick rates differ by less than the margin the caller builds into
   // election_timeout_ticks, and that every server of the cluster uses this
