@@ -88,7 +88,8 @@ bool ParseMembers(std::string_view text, std::map<uint64_t, std::string>* out, s
 uint64_t ClusterId(const std::string& token, const std::map<uint64_t, std::string>& members) {
   uint64_t h = 0xcbf29ce484222325ULL;
   auto mix = [&h](std::string_view text) {
-    for (unsigned char c : text) {
+    for (char ch : text) {
+      const auto c = static_cast<unsigned char>(ch);
       h ^= c;
       h *= 0x100000001b3ULL;
     }

@@ -45,7 +45,8 @@ constexpr uint64_t kIdempotencyBit = uint64_t{1} << 63;
 // is set so it never equals a slot id (which have it clear).
 uint64_t IdempotencyClientId(std::string_view key) {
   uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : key) {
+  for (char ch : key) {
+    const auto c = static_cast<unsigned char>(ch);
     h ^= c;
     h *= 0x100000001b3ULL;
   }

@@ -113,12 +113,12 @@ uint64_t NodeHost::NowMs() const {
 }
 
 void NodeHost::Loop() {
-  using Clock = std::chrono::steady_clock;
+  using SteadyClock = std::chrono::steady_clock;
   const auto tick = options_.tick;
   // Catching up on more ticks than this at once only repeats what the
   // first election timeout's worth already did.
   const uint64_t max_catch_up = 4 * options_.node.election_timeout_ticks + 4;
-  Clock::time_point next_tick = Clock::now() + tick;
+  SteadyClock::time_point next_tick = SteadyClock::now() + tick;
   std::vector<raft::Message> messages;
   std::vector<Task> tasks;
   for (;;) {
@@ -137,7 +137,7 @@ void NodeHost::Loop() {
     // request: after a pause the lease has run out by the time a read asks.
     for (const raft::Message& m : messages) node_->Receive(m);
     messages.clear();
-    const Clock::time_point now = Clock::now();
+    const SteadyClock::time_point now = SteadyClock::now();
     if (now >= next_tick) {
       const uint64_t due = static_cast<uint64_t>((now - next_tick) / tick) + 1;
       const uint64_t n = std::min(due, max_catch_up);

@@ -78,7 +78,7 @@ ClusterProcess::~ClusterProcess() {
 
 void ClusterProcess::PickPorts() {
   std::vector<uint16_t> ports = FreePorts(2 * nodes_);
-  int i = 0;
+  size_t i = 0;
   for (auto& [id, m] : members_) {
     m.http_port = ports[i++];
     m.peer_port = ports[i++];

@@ -32,6 +32,7 @@
 
 #include "client/http_client.h"
 #include "integration/cluster_process.h"
+#include "integration/raw_socket.h"
 #include "integration/server_process.h"
 #include "support/test_util.h"
 
@@ -97,77 +98,7 @@ int64_t SequenceOf(const std::string& value) {
   return std::stoll(value.substr(1));
 }
 
-// A plain TCP connection, to queue a request at a stopped server.
-class RawHttp {
- public:
-  explicit RawHttp(uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    timeval tv{20, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  }
-  ~RawHttp() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  RawHttp(const RawHttp&) = delete;
-  RawHttp& operator=(const RawHttp&) = delete;
-
-  bool connected() const { return connected_; }
-
-  // Returns once the kernel holds the request (the server need not run).
-  bool SendGet(const std::string& target) {
-    std::string data = "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n";
-    std::string_view rest = data;
-    while (!rest.empty()) {
-      ssize_t n = ::send(fd_, rest.data(), rest.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      rest.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-  }
-
-  // Reads one reply (status and body, by Content-Length); status 0 on a
-  // closed connection or the receive timeout.
-  HttpReply ReadReply() {
-    HttpReply reply;
-    size_t header_end;
-    while ((header_end = buffer_.find("\r\n\r\n")) == std::string::npos) {
-      if (!Fill()) return reply;
-    }
-    const std::string head = buffer_.substr(0, header_end);
-    size_t length = 0;
-    std::string lower = head;
-    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (size_t pos = lower.find("content-length:"); pos != std::string::npos) {
-      length = std::stoul(head.substr(pos + 15));
-    }
-    while (buffer_.size() < header_end + 4 + length) {
-      if (!Fill()) return reply;
-    }
-    if (head.rfind("HTTP/1.1 ", 0) == 0) reply.status = std::stoi(head.substr(9, 3));
-    reply.body = buffer_.substr(header_end + 4, length);
-    buffer_.erase(0, header_end + 4 + length);
-    return reply;
-  }
-
- private:
-  bool Fill() {
-    char buf[4096];
-    ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-    if (n <= 0) return false;
-    buffer_.append(buf, static_cast<size_t>(n));
-    return true;
-  }
-
-  int fd_ = -1;
-  bool connected_ = false;
-  std::string buffer_;
-};
+using test::RawSocket;
 
 // What writer threads had acknowledged: key -> sequence of the last
 // acknowledged value.
@@ -607,11 +538,11 @@ void PausedLeaderTest::PauseRound(int round, const std::string& before, const st
   const std::vector<uint64_t> others = Followers(old_leader);
   // Connections opened while it runs, so that requests sent while it is
   // stopped wait in its socket buffers.
-  std::vector<std::unique_ptr<RawHttp>> queued;
+  std::vector<std::unique_ptr<RawSocket>> queued;
   for (int i = 0; i < 4; ++i) {
-    queued.push_back(std::make_unique<RawHttp>(cluster_->http_port(old_leader)));
+    queued.push_back(std::make_unique<RawSocket>(cluster_->http_port(old_leader), 20));
     ASSERT_TRUE(queued.back()->connected());
-    ASSERT_TRUE(queued.back()->SendGet("/healthz"));
+    ASSERT_TRUE(queued.back()->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
     ASSERT_EQ(queued.back()->ReadReply().status, 200);
   }
   auto resumed_client = cluster_->Client(old_leader);
@@ -633,7 +564,8 @@ void PausedLeaderTest::PauseRound(int round, const std::string& before, const st
   // Reads queued at the stopped node, answered the moment it resumes.
   const char* consistencies[] = {"lease", "linearizable", "lease", "linearizable"};
   for (size_t i = 0; i < queued.size(); ++i) {
-    ASSERT_TRUE(queued[i]->SendGet(target + "?consistency=" + consistencies[i]));
+    ASSERT_TRUE(queued[i]->Send("GET " + target + "?consistency=" + consistencies[i] +
+                                 " HTTP/1.1\r\nHost: x\r\n\r\n"));
   }
   cluster_->Resume(old_leader);
   const std::string resumed_at = WallClockNow();

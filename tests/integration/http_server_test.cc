@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "client/http_client.h"
+#include "integration/raw_socket.h"
 #include "integration/server_process.h"
 #include "support/test_util.h"
 
@@ -27,77 +28,7 @@ namespace {
 using client::HttpClient;
 using client::HttpReply;
 
-// A plain TCP connection for sending what no well-behaved client would.
-class RawSocket {
- public:
-  explicit RawSocket(uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    timeval tv{10, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  }
-  ~RawSocket() { Close(); }
-  RawSocket(const RawSocket&) = delete;
-  RawSocket& operator=(const RawSocket&) = delete;
-
-  bool connected() const { return connected_; }
-
-  bool Send(std::string_view data) {
-    while (!data.empty()) {
-      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      data.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-  }
-
-  // Reads until the peer closes (or the 10 s receive timeout).
-  std::string ReadUntilClose() {
-    std::string out;
-    char buf[4096];
-    for (;;) {
-      ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) break;
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-  }
-
-  // Reads until `needle` has appeared `count` times (or close/timeout).
-  std::string ReadUntil(std::string_view needle, size_t count) {
-    std::string out;
-    char buf[4096];
-    while (Count(out, needle) < count) {
-      ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) break;
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-  }
-
-  void Close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
-  static size_t Count(std::string_view text, std::string_view needle) {
-    size_t count = 0;
-    for (size_t pos = text.find(needle); pos != std::string_view::npos;
-         pos = text.find(needle, pos + needle.size())) {
-      ++count;
-    }
-    return count;
-  }
-
- private:
-  int fd_ = -1;
-  bool connected_ = false;
-};
+using test::RawSocket;
 
 class HttpServerTest : public ::testing::Test {
  protected:

@@ -46,7 +46,9 @@ class NodeClusterTest : public ::testing::Test {
   }
   void TearDown() override {
     for (auto& [id, node] : nodes_) {
-      if (node) EXPECT_TRUE(node->Close().ok());
+      if (node) {
+        EXPECT_TRUE(node->Close().ok());
+      }
     }
   }
 

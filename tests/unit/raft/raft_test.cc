@@ -310,7 +310,7 @@ TEST(RaftTest, FollowerForwardsProposalsToTheLeader) {
   ASSERT_TRUE(net.node(2).Forward({"a", "b"}).ok());
   net.Stabilize();
   EXPECT_EQ(net.node(1).last_index(), before + 2);
-  for (uint64_t id : {1, 2, 3}) {
+  for (uint64_t id : {uint64_t{1}, uint64_t{2}, uint64_t{3}}) {
     const auto& commands = net.applied_commands(id);
     ASSERT_GE(commands.size(), 2u) << id;
     EXPECT_EQ(commands[commands.size() - 2], "a") << id;
