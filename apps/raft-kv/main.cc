@@ -159,6 +159,8 @@ int main(int argc, char** argv) {
   app.set_config("--config", "",
                  "Read options from a TOML file: one `name = value` line per long option, "
                  "e.g. id = 2, initial-cluster = \"1=h1:7001,2=h2:7001,3=h3:7001\"");
+  // A misspelt option in the file is an error, not silently ignored.
+  app.allow_config_extras(false);
   app.add_option("--id", flags.id, "This node's member id (1, 2, ...)")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 62))
       ->capture_default_str();

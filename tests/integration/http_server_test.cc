@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -433,6 +434,33 @@ TEST_F(HttpServerTest, StartupErrorsExitNonZero) {
     EXPECT_NE(*code, 0);
     EXPECT_NE(clash.Log().find("cannot listen"), std::string::npos) << clash.Log();
   }
+}
+
+TEST_F(HttpServerTest, OptionsFromATomlFile) {
+  // The config file names a member id and a one-member cluster; the flags
+  // ServerProcess adds (--data, --http, --ready-file) come on top.
+  const std::string config = dir_.Join("node.toml");
+  {
+    std::ofstream out(config);
+    out << "# a one-member cluster\nid = 7\ninitial-cluster = \"7=127.0.0.1:1\"\n"
+        << "compact-entries = 500\n";
+  }
+  StartServer({"--config", config});
+  ASSERT_OK(client().Put("k", "v"));
+  HttpReply status = Request("GET", "/v1/status");
+  EXPECT_EQ(status.status, 200);
+  EXPECT_NE(status.body.find("\"id\":7"), std::string::npos) << status.body;
+  EXPECT_NE(status.body.find("\"role\":\"leader\""), std::string::npos) << status.body;
+
+  // An unknown option in the file is refused.
+  {
+    std::ofstream out(config);
+    out << "no-such-option = 1\n";
+  }
+  ServerProcess bad(dir_.path(), dir_.Join("other"), {"--config", config});
+  std::optional<int> code = bad.RunToExit();
+  ASSERT_TRUE(code.has_value());
+  EXPECT_NE(*code, 0);
 }
 
 TEST_F(HttpServerTest, VersionAndHelp) {
