@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -26,6 +25,7 @@
 #include "node/state_machine.h"
 #include "raft/message.h"
 #include "raft/raft_node.h"
+#include "sim/sim_common.h"
 #include "tools/lincheck/lincheck.h"
 #include "transport/transport.h"
 #include "wal/wal.h"
@@ -36,7 +36,6 @@ namespace {
 using raft::Message;
 using raft::Role;
 
-constexpr int64_t kTickUs = 10'000;             // one Node::Tick of simulated time
 constexpr uint64_t kEpochMs = 1'700'000'000'000;  // wall time at simulated time 0
 constexpr uint64_t kNoCrashPoint = ~uint64_t{0};
 
@@ -91,12 +90,6 @@ struct Event {
   std::variant<std::monostate, Message, Reply> payload;
 };
 
-struct EventLater {
-  bool operator()(const Event& a, const Event& b) const {
-    return a.time != b.time ? a.time > b.time : a.seq > b.seq;
-  }
-};
-
 class NodeSimulation;
 
 // Hands a server's messages to the simulated network.
@@ -137,8 +130,6 @@ struct Server {
   LogIndex first_index;  // of its WAL, to count compactions
   Term last_term;     // this incarnation's highest term
 };
-
-enum class OpKind : uint8_t { kGet, kPut, kDelete, kCas };
 
 struct Client {
   uint64_t id = 0;
@@ -184,11 +175,8 @@ class NodeSimulation {
   void Schedule(int64_t at, EventKind kind, uint64_t target, uint64_t token, uint64_t attempt = 0,
                 decltype(Event::payload) payload = std::monostate{});
   void Dispatch(Event& e);
-  int64_t NetworkDelay() {
-    return static_cast<int64_t>(random_.Range(static_cast<uint64_t>(rates_.min_delay_us),
-                                              static_cast<uint64_t>(rates_.max_delay_us)));
-  }
-  bool Lossy() { return !healed_ && random_.Chance(rates_.message_loss); }
+  int64_t NetworkDelay() { return sim::NetworkDelay(random_, rates_); }
+  bool Lossy() { return Lost(random_, rates_, healed_); }
   uint64_t NowMs() const { return kEpochMs + static_cast<uint64_t>(now_ / 1000); }
   // True once a power loss armed on `s` has happened: the machine is dead
   // from that file operation on, whatever the process still does.
@@ -236,8 +224,7 @@ class NodeSimulation {
   SimReport report_;
 
   int64_t now_ = 0;
-  uint64_t next_seq_ = 0;
-  std::vector<Event> events_;
+  EventQueue<Event> events_;
   bool stop_ = false;
 
   raft::Configuration members_;
@@ -247,7 +234,7 @@ class NodeSimulation {
   uint64_t data_file_size_ = 1 << 20;
   uint64_t compact_every_ = 100;
   std::map<uint64_t, Server> servers_;
-  std::set<std::pair<uint64_t, uint64_t>> blocked_;
+  Links links_;  // directed links cut
   // Relative weights of the node-level fault actions.
   uint32_t w_partition_ = 4, w_heal_ = 4, w_crash_ = 3, w_crash_point_ = 3, w_io_error_ = 1;
 
@@ -293,9 +280,7 @@ void NodeSimulation::Trace(const char* format, ...) {
 
 void NodeSimulation::Fail(std::string what) {
   if (!report_.failure.empty()) return;
-  char prefix[64];
-  std::snprintf(prefix, sizeof prefix, "at %.3f s: ", static_cast<double>(now_) / 1e6);
-  report_.failure = prefix + what;
+  report_.failure = FailureAt(now_, what);
   stop_ = true;
 }
 
@@ -324,33 +309,19 @@ void NodeSimulation::ChooseSetup() {
                                                        : random_.Range(10, 100);
 
   if (options_.swarm) {
-    auto weight = [this] {
-      static constexpr uint32_t kChoices[] = {0, 1, 3, 10};
-      return kChoices[random_.Uniform(4)];
-    };
-    rates_.message_loss = random_.OneIn(3) ? 0 : random_.NextDouble() * 0.3;
-    rates_.message_duplicate = random_.OneIn(2) ? 0 : random_.NextDouble() * 0.1;
-    rates_.min_delay_us = static_cast<int64_t>(random_.Range(10, 1'000));
-    rates_.max_delay_us =
-        rates_.min_delay_us + static_cast<int64_t>(random_.Range(0, random_.OneIn(3) ? 30'000 : 8'000));
+    // The node-level servers have no simulated disk rates (their disk is
+    // the FaultEnv) and their own fault actions.
+    DrawSwarmNetworkRates(random_, rates_);
     rates_.nemesis_interval_us = static_cast<int64_t>(random_.Range(10'000, 600'000));
-    w_partition_ = weight();
-    w_heal_ = weight();
-    w_crash_ = weight();
-    w_crash_point_ = weight();
-    w_io_error_ = weight();
+    w_partition_ = SwarmWeight(random_);
+    w_heal_ = SwarmWeight(random_);
+    w_crash_ = SwarmWeight(random_);
+    w_crash_point_ = SwarmWeight(random_);
+    w_io_error_ = SwarmWeight(random_);
   }
 
-  const uint64_t client_count = random_.Range(2, 5);
-  for (uint64_t i = 1; i <= client_count; ++i) {
-    Client client;
-    client.id = i;
-    client.target = random_.Range(1, voters);
-    clients_.push_back(std::move(client));
-  }
-  key_epoch_us_ = static_cast<int64_t>(random_.Range(200'000, 1'000'000));
-  const uint64_t key_count = random_.Range(1, 4);
-  for (uint64_t i = 0; i < key_count; ++i) keys_.push_back(std::string(1, static_cast<char>('a' + i)));
+  AddClients(random_, voters, clients_);
+  ChooseKeys(random_, key_epoch_us_, keys_);
 
   char line[400];
   std::snprintf(line, sizeof line,
@@ -402,8 +373,7 @@ NodeOptions NodeSimulation::MakeOptions(const Server& s) {
 
 void NodeSimulation::Schedule(int64_t at, EventKind kind, uint64_t target, uint64_t token,
                               uint64_t attempt, decltype(Event::payload) payload) {
-  events_.push_back(Event{at, next_seq_++, kind, target, token, attempt, std::move(payload)});
-  std::push_heap(events_.begin(), events_.end(), EventLater{});
+  events_.Push(Event{at, 0, kind, target, token, attempt, std::move(payload)});
 }
 
 SimReport NodeSimulation::Run() {
@@ -414,12 +384,11 @@ SimReport NodeSimulation::Run() {
   Schedule(rates_.nemesis_interval_us, EventKind::kNemesis, 0, 0);
 
   const int64_t deadline = options_.fault_phase_us + options_.liveness_bound_us;
-  uint64_t hash = 1469598103934665603ULL;
+  uint64_t hash = kTraceHashSeed;
   while (!events_.empty() && !stop_) {
-    std::pop_heap(events_.begin(), events_.end(), EventLater{});
-    Event e = std::move(events_.back());
-    events_.pop_back();
+    Event e = events_.Pop();
     now_ = e.time;
+    // Healing restarts real nodes, which can fail the run: stop at once.
     if (!healed_ && now_ >= options_.fault_phase_us) HealAll();
     if (stop_) break;
     if (now_ > deadline) {
@@ -428,15 +397,9 @@ SimReport NodeSimulation::Run() {
       break;
     }
     ++report_.events;
-    hash = (hash ^ (static_cast<uint64_t>(e.time) * 31 + static_cast<uint64_t>(e.kind) * 7 + e.target)) *
-           1099511628211ULL;
+    hash = HashEvent(hash, e.time, static_cast<uint64_t>(e.kind), e.target);
     if (options_.trace) {
-      std::fprintf(stderr, "%10.3f ms kind %d target %lu", static_cast<double>(now_) / 1000,
-                   static_cast<int>(e.kind), static_cast<unsigned long>(e.target));
-      if (const auto* m = std::get_if<Message>(&e.payload)) {
-        std::fprintf(stderr, " %s", raft::DescribeMessage(*m).c_str());
-      }
-      std::fprintf(stderr, "\n");
+      TraceEvent(now_, static_cast<int>(e.kind), e.target, std::get_if<Message>(&e.payload));
     }
     Dispatch(e);
     if (healed_ && live_at_ == 0 && LivenessReached()) {
@@ -448,34 +411,15 @@ SimReport NodeSimulation::Run() {
   }
   // The applied states and the committed log, hashed too: a different
   // outcome with the same event timing still changes the hash.
-  for (const auto& [index, entry] : committed_) hash = (hash ^ entry.hash ^ index) * 1099511628211ULL;
+  for (const auto& [index, entry] : committed_) hash = (hash ^ entry.hash ^ index) * kTraceHashPrime;
   report_.trace_hash = hash;
   report_.simulated_us = now_;
   for (const auto& [id, s] : servers_) {
     if (s.node) report_.terms = std::max(report_.terms, s.node->raft().current_term().value());
   }
 
-  lincheck::History history = recorder_.Snapshot();
-  for (const lincheck::Operation& op : history.ops) {
-    switch (op.outcome) {
-      case lincheck::Outcome::kOk: ++report_.ops_ok; break;
-      case lincheck::Outcome::kFail: ++report_.ops_failed; break;
-      default: ++report_.ops_unknown; break;
-    }
-  }
-  if (!options_.history_path.empty()) {
-    std::ofstream out(options_.history_path);
-    out << lincheck::WriteHistory(history);
-  }
-  if (report_.failure.empty()) {
-    lincheck::CheckOptions check_options;
-    check_options.max_steps = 20'000'000;
-    lincheck::CheckResult result = lincheck::Check(history, check_options);
-    if (result.verdict == lincheck::Verdict::kNotLinearizable) {
-      Fail("linearizability: " + result.explanation);
-    } else if (result.verdict == lincheck::Verdict::kUnknown) {
-      report_.inconclusive = true;
-    }
+  if (std::string violation = CheckClientHistory(recorder_, options_, report_); !violation.empty()) {
+    Fail(violation);
   }
   report_.passed = report_.failure.empty() && !report_.inconclusive;
   // Nodes close without a checkpoint: the environments go with them.
@@ -543,9 +487,7 @@ void NodeSimulation::Dispatch(Event& e) {
     case EventKind::kNemesis:
       if (healed_) return;
       Nemesis();
-      Schedule(now_ + static_cast<int64_t>(
-                          random_.Range(1, static_cast<uint64_t>(2 * rates_.nemesis_interval_us))),
-               EventKind::kNemesis, 0, 0);
+      Schedule(now_ + NextNemesisDelay(random_, rates_), EventKind::kNemesis, 0, 0);
       return;
   }
 }
@@ -572,11 +514,10 @@ void NodeSimulation::OnSend(uint64_t from, Message m) {
     }
   }
   const uint64_t to = m.to.value();
-  if (servers_.count(to) == 0 || blocked_.count({from, to}) > 0) return;
-  if (Lossy()) return;
-  if (!healed_ && random_.Chance(rates_.message_duplicate)) {
-    Schedule(now_ + NetworkDelay(), EventKind::kDeliver, to, 0, 0, m);
-  }
+  if (servers_.count(to) == 0 || links_.Blocked(from, to)) return;
+  const int copies = Copies(random_, rates_, healed_);
+  if (copies == 0) return;
+  if (copies == 2) Schedule(now_ + NetworkDelay(), EventKind::kDeliver, to, 0, 0, m);
   Schedule(now_ + NetworkDelay(), EventKind::kDeliver, to, 0, 0, std::move(m));
 }
 
@@ -750,28 +691,30 @@ void NodeSimulation::StartOperation(Client& c) {
   ++c.op_number;
   c.active = true;
   c.attempt = 0;
-  c.key = keys_[random_.Uniform(keys_.size())] + std::to_string(now_ / key_epoch_us_);
+  c.key = DrawKey(random_, keys_, now_, key_epoch_us_);
   used_keys_.insert(c.key);
   c.value = std::to_string(c.id) + "." + std::to_string(c.op_number);
   c.idempotency_key = "client" + std::to_string(c.id) + "-op" + std::to_string(c.op_number);
   c.expected.reset();
   lincheck::Operation op;
-  const uint64_t kind = random_.Uniform(100);
-  if (kind < 40) {
-    c.kind = OpKind::kGet;
-    c.consistency = random_.OneIn(2) ? ReadConsistency::kLease : ReadConsistency::kLinearizable;
-    op = lincheck::Operation::Get(c.id, c.key);
-  } else if (kind < 70) {
-    c.kind = OpKind::kPut;
-    op = lincheck::Operation::Put(c.id, c.key, c.value);
-  } else if (kind < 80) {
-    c.kind = OpKind::kDelete;
-    op = lincheck::Operation::Delete(c.id, c.key);
-  } else {
-    c.kind = OpKind::kCas;
-    auto seen = c.seen.find(c.key);
-    c.expected = seen != c.seen.end() && !random_.OneIn(4) ? seen->second : std::nullopt;
-    op = lincheck::Operation::Cas(c.id, c.key, c.expected, c.value);
+  c.kind = DrawOpKind(random_);
+  switch (c.kind) {
+    case OpKind::kGet:
+      // Real nodes also serve lease reads (the core-level clients leave the
+      // read mode to the cluster's configuration).
+      c.consistency = random_.OneIn(2) ? ReadConsistency::kLease : ReadConsistency::kLinearizable;
+      op = lincheck::Operation::Get(c.id, c.key);
+      break;
+    case OpKind::kPut:
+      op = lincheck::Operation::Put(c.id, c.key, c.value);
+      break;
+    case OpKind::kDelete:
+      op = lincheck::Operation::Delete(c.id, c.key);
+      break;
+    case OpKind::kCas:
+      c.expected = DrawCasExpected(random_, c.seen, c.key);
+      op = lincheck::Operation::Cas(c.id, c.key, c.expected, c.value);
+      break;
   }
   c.history_id = recorder_.Invoke(std::move(op));
   c.started_at = now_;
@@ -841,13 +784,11 @@ void NodeSimulation::Complete(Client& c, lincheck::Outcome outcome, std::optiona
 // Faults.
 
 void NodeSimulation::Nemesis() {
+  // Its own fault actions, weighted like the core-level ones.
   const uint32_t weights[] = {w_partition_, w_heal_, w_crash_, w_crash_point_, w_io_error_};
-  uint64_t total = 0;
-  for (uint32_t w : weights) total += w;
-  if (total == 0) return;
-  uint64_t pick = random_.Uniform(total);
-  size_t action = 0;
-  while (pick >= weights[action]) pick -= weights[action++];
+  const std::optional<size_t> picked = PickWeighted(random_, weights);
+  if (!picked) return;
+  const size_t action = *picked;
 
   const std::vector<uint64_t> up = UpServers();
   if (action == 0) {
@@ -855,7 +796,7 @@ void NodeSimulation::Nemesis() {
     return;
   }
   if (action == 1) {
-    blocked_.clear();
+    links_.Clear();
     return;
   }
   if (up.empty()) return;
@@ -891,41 +832,24 @@ void NodeSimulation::Arm(Server& s, Armed how, uint64_t ops) {
 
 void NodeSimulation::Partition() {
   ++report_.partitions;
-  blocked_.clear();
+  links_.Clear();
+  // Every server has been started (there are no spares here), and there is
+  // no bridge partition: four shapes, not the core-level five.
   std::vector<uint64_t> ids;
   for (const auto& [id, s] : servers_) ids.push_back(id);
   Server* leader = Leader();
-  auto isolate = [&](uint64_t lone) {
-    for (uint64_t other : ids) {
-      if (other != lone) {
-        blocked_.insert({lone, other});
-        blocked_.insert({other, lone});
-      }
-    }
-  };
   switch (random_.Uniform(4)) {
     case 0:
-      isolate(ids[random_.Uniform(ids.size())]);
+      links_.Isolate(ids[random_.Uniform(ids.size())], ids);
       return;
     case 1:
-      if (leader != nullptr) isolate(leader->id);
+      if (leader != nullptr) links_.Isolate(leader->id, ids);
       return;
-    case 2: {  // two sides
-      std::map<uint64_t, bool> side;
-      for (uint64_t id : ids) side[id] = random_.OneIn(2);
-      for (uint64_t a : ids) {
-        for (uint64_t b : ids) {
-          if (side[a] != side[b]) blocked_.insert({a, b});
-        }
-      }
+    case 2:  // two sides
+      links_.SplitInTwo(random_, ids);
       return;
-    }
     default:  // random one-way cuts
-      for (uint64_t a : ids) {
-        for (uint64_t b : ids) {
-          if (a != b && random_.OneIn(3)) blocked_.insert({a, b});
-        }
-      }
+      links_.CutOneWayAtRandom(random_, ids);
       return;
   }
 }
@@ -933,7 +857,7 @@ void NodeSimulation::Partition() {
 void NodeSimulation::HealAll() {
   healed_ = true;
   healed_at_ = now_;
-  blocked_.clear();
+  links_.Clear();
   Trace("heal: every fault ends, every server restarts");
   for (auto& [id, s] : servers_) {
     if (s.up && s.armed != Armed::kNone) {

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <deque>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -23,6 +22,7 @@
 #include "raft/ready.h"
 #include "sim/kv_machine.h"
 #include "sim/node_simulation.h"
+#include "sim/sim_common.h"
 #include "sim/wal_disk.h"
 #include "tools/lincheck/lincheck.h"
 
@@ -39,7 +39,6 @@ using raft::RaftNode;
 using raft::Ready;
 using raft::Role;
 
-constexpr int64_t kTickUs = 10'000;  // one Raft tick of simulated time
 constexpr uint64_t kMaxServers = 9;  // ids 1..9; never reused
 
 // ---------------------------------------------------------------------------
@@ -100,12 +99,6 @@ struct Event {
   uint64_t target = 0;  // server or client id
   uint64_t token = 0;   // incarnation (servers) or operation number (clients)
   std::variant<std::monostate, Message, ClientRequest, ClientReply> payload;
-};
-
-struct EventLater {
-  bool operator()(const Event& a, const Event& b) const {
-    return a.time != b.time ? a.time > b.time : a.seq > b.seq;
-  }
 };
 
 // ---------------------------------------------------------------------------
@@ -204,9 +197,7 @@ class Simulation {
   // Network.
   void SendRaft(Message m);
   void SendReply(uint64_t client, ClientReply reply);
-  int64_t NetworkDelay() { return static_cast<int64_t>(random_.Range(
-      static_cast<uint64_t>(rates_.min_delay_us), static_cast<uint64_t>(rates_.max_delay_us))); }
-  bool Blocked(uint64_t from, uint64_t to) const { return blocked_.count({from, to}) > 0; }
+  int64_t NetworkDelay() { return sim::NetworkDelay(random_, rates_); }
 
   // The node loop.
   void Feed(Server& s, Input input);
@@ -252,8 +243,7 @@ class Simulation {
   SimReport report_;
 
   int64_t now_ = 0;
-  uint64_t next_seq_ = 0;
-  std::vector<Event> events_;  // a heap ordered by EventLater
+  EventQueue<Event> events_;
   bool stop_ = false;
 
   // Cluster shape.
@@ -261,7 +251,7 @@ class Simulation {
   raft::RaftConfig config_template_;
   std::map<uint64_t, Server> servers_;
   std::vector<uint64_t> spares_;  // ids that have not joined yet
-  std::set<std::pair<uint64_t, uint64_t>> blocked_;  // directed links cut
+  Links links_;  // directed links cut
 
   std::vector<Client> clients_;
   std::vector<std::string> keys_;
@@ -320,41 +310,23 @@ void Simulation::ChooseSetup() {
   if (options_.swarm) {
     // Each rate is often off entirely, so some seeds see only one kind of
     // fault at a high rate.
-    auto weight = [this] {
-      static constexpr uint32_t kChoices[] = {0, 1, 3, 10};
-      return kChoices[random_.Uniform(4)];
-    };
-    rates_.message_loss = random_.OneIn(3) ? 0 : random_.NextDouble() * 0.3;
-    rates_.message_duplicate = random_.OneIn(2) ? 0 : random_.NextDouble() * 0.1;
-    rates_.min_delay_us = static_cast<int64_t>(random_.Range(10, 1'000));
-    // Delays and fsyncs stay well below the election timeout (100 ms): a
-    // network whose round trip, or a disk whose fsync, outlasts it cannot
-    // keep a leader, and no Raft can be live there.
-    rates_.max_delay_us =
-        rates_.min_delay_us + static_cast<int64_t>(random_.Range(0, random_.OneIn(3) ? 30'000 : 8'000));
+    DrawSwarmNetworkRates(random_, rates_);
+    // Fsyncs too stay well below the election timeout (100 ms).
     rates_.disk_sync_us = static_cast<int64_t>(random_.Range(20, random_.OneIn(4) ? 1'500 : 500));
     rates_.slow_disk = random_.NextDouble() * 0.5;
     rates_.nemesis_interval_us = static_cast<int64_t>(random_.Range(10'000, 600'000));
-    rates_.partition = weight();
-    rates_.heal = weight();
-    rates_.crash = weight();
-    rates_.membership = weight();
-    rates_.transfer = weight();
-    rates_.compact = weight();
-    rates_.disk_stall = weight();
+    rates_.partition = SwarmWeight(random_);
+    rates_.heal = SwarmWeight(random_);
+    rates_.crash = SwarmWeight(random_);
+    rates_.membership = SwarmWeight(random_);
+    rates_.transfer = SwarmWeight(random_);
+    rates_.compact = SwarmWeight(random_);
+    rates_.disk_stall = SwarmWeight(random_);
     rates_.compact_threshold = random_.Range(4, 200);
   }
 
-  const uint64_t client_count = random_.Range(2, 5);
-  for (uint64_t i = 1; i <= client_count; ++i) {
-    Client client;
-    client.id = i;
-    client.target = random_.Range(1, voters);
-    clients_.push_back(std::move(client));
-  }
-  key_epoch_us_ = static_cast<int64_t>(random_.Range(200'000, 1'000'000));
-  const uint64_t key_count = random_.Range(1, 4);
-  for (uint64_t i = 0; i < key_count; ++i) keys_.push_back(std::string(1, static_cast<char>('a' + i)));
+  AddClients(random_, voters, clients_);
+  ChooseKeys(random_, key_epoch_us_, keys_);
 
   char line[400];
   std::snprintf(line, sizeof line,
@@ -396,15 +368,12 @@ void Simulation::StartServer(uint64_t id) {
 
 void Simulation::Schedule(int64_t at, EventKind kind, uint64_t target, uint64_t token,
                           decltype(Event::payload) payload) {
-  events_.push_back(Event{at, next_seq_++, kind, target, token, std::move(payload)});
-  std::push_heap(events_.begin(), events_.end(), EventLater{});
+  events_.Push(Event{at, 0, kind, target, token, std::move(payload)});
 }
 
 void Simulation::Fail(std::string what) {
   if (!report_.failure.empty()) return;
-  char prefix[64];
-  std::snprintf(prefix, sizeof prefix, "at %.3f s: ", static_cast<double>(now_) / 1e6);
-  report_.failure = prefix + what;
+  report_.failure = FailureAt(now_, what);
   stop_ = true;
 }
 
@@ -416,28 +385,23 @@ SimReport Simulation::Run() {
   Schedule(rates_.nemesis_interval_us, EventKind::kNemesis, 0, 0);
 
   const int64_t deadline = options_.fault_phase_us + options_.liveness_bound_us;
-  uint64_t hash = 1469598103934665603ULL;
+  uint64_t hash = kTraceHashSeed;
   while (!events_.empty() && !stop_) {
-    std::pop_heap(events_.begin(), events_.end(), EventLater{});
-    Event e = std::move(events_.back());
-    events_.pop_back();
+    Event e = events_.Pop();
     now_ = e.time;
     if (!healed_ && now_ >= options_.fault_phase_us) HealAll();
+    // (NodeSimulation stops here if the heal failed the run; this loop has
+    // always gone on to count and dispatch the event, and trace hashes of
+    // failing seeds depend on that.)
     if (now_ > deadline) {
       Fail(live_at_ == 0 ? "liveness: no leader committed a new write within the bound after healing"
                          : "liveness: servers did not converge within the bound after healing");
       break;
     }
     ++report_.events;
-    hash = (hash ^ (static_cast<uint64_t>(e.time) * 31 + static_cast<uint64_t>(e.kind) * 7 + e.target)) *
-           1099511628211ULL;
+    hash = HashEvent(hash, e.time, static_cast<uint64_t>(e.kind), e.target);
     if (options_.trace) {
-      std::fprintf(stderr, "%10.3f ms kind %d target %lu", static_cast<double>(now_) / 1000,
-                   static_cast<int>(e.kind), static_cast<unsigned long>(e.target));
-      if (const auto* m = std::get_if<Message>(&e.payload)) {
-        std::fprintf(stderr, " %s", raft::DescribeMessage(*m).c_str());
-      }
-      std::fprintf(stderr, "\n");
+      TraceEvent(now_, static_cast<int>(e.kind), e.target, std::get_if<Message>(&e.payload));
     }
     Dispatch(e);
     if (healed_ && live_at_ == 0 && LivenessReached()) {
@@ -455,27 +419,8 @@ SimReport Simulation::Run() {
   }
 
   // The client history.
-  lincheck::History history = recorder_.Snapshot();
-  for (const lincheck::Operation& op : history.ops) {
-    switch (op.outcome) {
-      case lincheck::Outcome::kOk: ++report_.ops_ok; break;
-      case lincheck::Outcome::kFail: ++report_.ops_failed; break;
-      default: ++report_.ops_unknown; break;
-    }
-  }
-  if (!options_.history_path.empty()) {
-    std::ofstream out(options_.history_path);
-    out << lincheck::WriteHistory(history);
-  }
-  if (report_.failure.empty()) {
-    lincheck::CheckOptions check_options;
-    check_options.max_steps = 20'000'000;
-    lincheck::CheckResult result = lincheck::Check(history, check_options);
-    if (result.verdict == lincheck::Verdict::kNotLinearizable) {
-      Fail("linearizability: " + result.explanation);
-    } else if (result.verdict == lincheck::Verdict::kUnknown) {
-      report_.inconclusive = true;
-    }
+  if (std::string violation = CheckClientHistory(recorder_, options_, report_); !violation.empty()) {
+    Fail(violation);
   }
   report_.passed = report_.failure.empty() && !report_.inconclusive;
   return report_;
@@ -550,9 +495,7 @@ void Simulation::Dispatch(Event& e) {
     case EventKind::kNemesis:
       if (healed_) return;
       Nemesis();
-      Schedule(now_ + static_cast<int64_t>(random_.Range(1, static_cast<uint64_t>(
-                                                                 2 * rates_.nemesis_interval_us))),
-               EventKind::kNemesis, 0, 0);
+      Schedule(now_ + NextNemesisDelay(random_, rates_), EventKind::kNemesis, 0, 0);
       return;
   }
 }
@@ -563,16 +506,15 @@ void Simulation::Dispatch(Event& e) {
 void Simulation::SendRaft(Message m) {
   const uint64_t from = m.from.value();
   const uint64_t to = m.to.value();
-  if (servers_.count(to) == 0 || Blocked(from, to)) return;
-  if (!healed_ && random_.Chance(rates_.message_loss)) return;
-  if (!healed_ && random_.Chance(rates_.message_duplicate)) {
-    Schedule(now_ + NetworkDelay(), EventKind::kDeliver, to, 0, m);
-  }
+  if (servers_.count(to) == 0 || links_.Blocked(from, to)) return;
+  const int copies = Copies(random_, rates_, healed_);
+  if (copies == 0) return;
+  if (copies == 2) Schedule(now_ + NetworkDelay(), EventKind::kDeliver, to, 0, m);
   Schedule(now_ + NetworkDelay(), EventKind::kDeliver, to, 0, std::move(m));
 }
 
 void Simulation::SendReply(uint64_t client, ClientReply reply) {
-  if (!healed_ && random_.Chance(rates_.message_loss)) return;
+  if (Lost(random_, rates_, healed_)) return;
   const uint64_t op = reply.op;
   Schedule(now_ + NetworkDelay(), EventKind::kReply, client, op, std::move(reply));
 }
@@ -930,7 +872,7 @@ void Simulation::StartOperation(Client& c) {
   // Keys are renamed every key_epoch_us_, so each key's history stays short
   // enough to check exactly, while the few keys alive at a time keep the
   // clients contending (Jepsen's independent keys).
-  const std::string key = keys_[random_.Uniform(keys_.size())] + std::to_string(now_ / key_epoch_us_);
+  const std::string key = DrawKey(random_, keys_, now_, key_epoch_us_);
   const std::string value = std::to_string(c.id) + "." + std::to_string(c.op_number);
   ClientRequest& r = c.request;
   r = ClientRequest{};
@@ -941,26 +883,29 @@ void Simulation::StartOperation(Client& c) {
   r.command.op = c.op_number;
   r.command.key = key;
   lincheck::Operation op;
-  const uint64_t kind = random_.Uniform(100);
-  if (kind < 40) {
-    r.type = RequestType::kGet;
-    op = lincheck::Operation::Get(c.id, key);
-  } else if (kind < 70) {
-    r.type = RequestType::kWrite;
-    r.command.type = CommandType::kPut;
-    r.command.value = value;
-    op = lincheck::Operation::Put(c.id, key, value);
-  } else if (kind < 80) {
-    r.type = RequestType::kWrite;
-    r.command.type = CommandType::kDelete;
-    op = lincheck::Operation::Delete(c.id, key);
-  } else {
-    r.type = RequestType::kWrite;
-    r.command.type = CommandType::kCas;
-    r.command.value = value;
-    auto seen = c.seen.find(key);
-    r.command.expected = seen != c.seen.end() && !random_.OneIn(4) ? seen->second : std::nullopt;
-    op = lincheck::Operation::Cas(c.id, key, r.command.expected, value);
+  switch (DrawOpKind(random_)) {
+    case OpKind::kGet:
+      r.type = RequestType::kGet;
+      op = lincheck::Operation::Get(c.id, key);
+      break;
+    case OpKind::kPut:
+      r.type = RequestType::kWrite;
+      r.command.type = CommandType::kPut;
+      r.command.value = value;
+      op = lincheck::Operation::Put(c.id, key, value);
+      break;
+    case OpKind::kDelete:
+      r.type = RequestType::kWrite;
+      r.command.type = CommandType::kDelete;
+      op = lincheck::Operation::Delete(c.id, key);
+      break;
+    case OpKind::kCas:
+      r.type = RequestType::kWrite;
+      r.command.type = CommandType::kCas;
+      r.command.value = value;
+      r.command.expected = DrawCasExpected(random_, c.seen, key);
+      op = lincheck::Operation::Cas(c.id, key, r.command.expected, value);
+      break;
   }
   c.history_id = recorder_.Invoke(std::move(op));
   c.started_at = now_;
@@ -1030,12 +975,9 @@ void Simulation::Complete(Client& c, lincheck::Outcome outcome, std::optional<st
 void Simulation::Nemesis() {
   const uint32_t weights[] = {rates_.partition, rates_.heal, rates_.crash, rates_.membership,
                               rates_.transfer, rates_.compact, rates_.disk_stall};
-  uint64_t total = 0;
-  for (uint32_t w : weights) total += w;
-  if (total == 0) return;
-  uint64_t pick = random_.Uniform(total);
-  size_t action = 0;
-  while (pick >= weights[action]) pick -= weights[action++];
+  const std::optional<size_t> picked = PickWeighted(random_, weights);
+  if (!picked) return;
+  const size_t action = *picked;
 
   std::vector<uint64_t> up = UpServers();
   Server* leader = Leader();
@@ -1044,7 +986,7 @@ void Simulation::Nemesis() {
       Partition();
       return;
     case 1:
-      blocked_.clear();
+      links_.Clear();
       return;
     case 2: {
       // The leader half of the time; down for up to a second.
@@ -1081,58 +1023,30 @@ void Simulation::Nemesis() {
 
 void Simulation::Partition() {
   ++report_.partitions;
-  blocked_.clear();
+  links_.Clear();
+  // Among the servers started so far (spares that have not joined have no
+  // links yet); the node-level simulation has no spares and no bridge.
   std::vector<uint64_t> ids;
   for (const auto& [id, s] : servers_) {
     if (s.started) ids.push_back(id);
   }
-  auto cut = [this](uint64_t a, uint64_t b) {
-    blocked_.insert({a, b});
-    blocked_.insert({b, a});
-  };
   Server* leader = Leader();
   switch (random_.Uniform(5)) {
-    case 0: {  // one server alone
-      const uint64_t lone = ids[random_.Uniform(ids.size())];
-      for (uint64_t other : ids) {
-        if (other != lone) cut(lone, other);
-      }
+    case 0:  // one server alone
+      links_.Isolate(ids[random_.Uniform(ids.size())], ids);
       return;
-    }
-    case 1: {  // the leader alone
-      if (leader == nullptr) return;
-      for (uint64_t other : ids) {
-        if (other != leader->id) cut(leader->id, other);
-      }
+    case 1:  // the leader alone
+      if (leader != nullptr) links_.Isolate(leader->id, ids);
       return;
-    }
-    case 2: {  // two sides, cut both ways
-      std::vector<bool> side(kMaxServers + 1);
-      for (uint64_t id : ids) side[id] = random_.OneIn(2);
-      for (uint64_t a : ids) {
-        for (uint64_t b : ids) {
-          if (side[a] != side[b]) blocked_.insert({a, b});
-        }
-      }
+    case 2:  // two sides, cut both ways
+      links_.SplitInTwo(random_, ids);
       return;
-    }
-    case 3: {  // asymmetric: random one-way cuts
-      for (uint64_t a : ids) {
-        for (uint64_t b : ids) {
-          if (a != b && random_.OneIn(3)) blocked_.insert({a, b});
-        }
-      }
+    case 3:  // asymmetric: random one-way cuts
+      links_.CutOneWayAtRandom(random_, ids);
       return;
-    }
     default: {  // a bridge: two sides that only one server connects
       const uint64_t bridge = ids[random_.Uniform(ids.size())];
-      std::vector<bool> side(kMaxServers + 1);
-      for (uint64_t id : ids) side[id] = random_.OneIn(2);
-      for (uint64_t a : ids) {
-        for (uint64_t b : ids) {
-          if (a != bridge && b != bridge && side[a] != side[b]) blocked_.insert({a, b});
-        }
-      }
+      links_.SplitInTwo(random_, ids, bridge);
       return;
     }
   }
@@ -1173,7 +1087,7 @@ void Simulation::ChangeMembership() {
 void Simulation::HealAll() {
   healed_ = true;
   healed_at_ = now_;
-  blocked_.clear();
+  links_.Clear();
   for (auto& [id, s] : servers_) {
     s.stalled_until = 0;
     if (s.started && !s.up) Restart(s);
