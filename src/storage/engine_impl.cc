@@ -162,7 +162,12 @@ Status EngineImpl::Open() {
   lock_ = std::move(*lock);
 
   RKV_RETURN_IF_ERROR(Recover());
-  background_ = std::thread([this] { BackgroundLoop(); });
+  // Without background merge (tests, the simulator) and interval syncs the
+  // engine starts no thread at all, so every file operation happens on a
+  // caller's thread, in an order a seed can replay.
+  if (options_.background_merge || options_.sync_mode == SyncMode::kInterval) {
+    background_ = std::thread([this] { BackgroundLoop(); });
+  }
   return Status::OK();
 }
 
@@ -699,11 +704,13 @@ Status EngineImpl::RollLocked() {
     SetBackgroundErrorLocked(s);
     return s;
   }
-  {
-    std::lock_guard l(bg_mu_);
-    hint_queue_.push_back(old_id);  // also wakes the loop to look for merge work
+  if (options_.background_merge) {
+    {
+      std::lock_guard l(bg_mu_);
+      hint_queue_.push_back(old_id);  // also wakes the loop to look for merge work
+    }
+    bg_cv_.notify_one();
   }
-  bg_cv_.notify_one();
   return Status::OK();
 }
 

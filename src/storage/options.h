@@ -59,8 +59,11 @@ struct Options {
   uint64_t merge_dead_bytes_min = 1u << 20;
   // Cap on the bytes per second merge reads and writes; 0 = unlimited.
   uint64_t merge_bytes_per_second_max = 0;
-  // Run merges (and build hint files) on a background thread. When false,
-  // only an explicit Engine::Merge() call merges.
+  // Run merges (and build hint files of closed data files) on a background
+  // thread. When false, only an explicit Engine::Merge() call merges, a
+  // closed file gets no hint file until a merge rewrites it (recovery scans
+  // it instead), and unless sync_mode is kInterval the engine starts no
+  // thread: deterministic for tests and the simulator.
   bool background_merge = true;
 
   // On open, skip corrupt records before the tail of a data file instead of
