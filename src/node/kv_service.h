@@ -1,8 +1,7 @@
 // KvService: what a front end (HTTP now, Redis protocol later) asks of a node.
 //
-// Today LocalService (local_service.h) serves it straight from the storage
-// engine; the replicated Raft node will implement the same interface, so the
-// front ends do not change when replication arrives.
+// NodeHost (node_host.h) implements it for a member of a Raft cluster; the
+// front ends know nothing else of the node.
 //
 // Calls are asynchronous: `done` runs exactly once, on any thread, possibly
 // before the call returns. Implementations bound their queues and answer
