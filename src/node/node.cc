@@ -129,10 +129,15 @@ Status Node::OpenEngine(const std::string& path) {
                        storage::Engine::Open(EngineOptions(), path));
   RKV_ASSIGN_OR_RETURN(std::unique_ptr<StateMachine> state_machine,
                        StateMachine::Open(engine.get(), options_.state_machine));
+  // Swap under the lock stale reads hold, so a reader sees the old pair or
+  // the new one, never neither. The old pair (if any) is closed by the
+  // caller, outside the lock.
   std::unique_lock lock(engine_mu_);
-  state_machine_ = std::move(state_machine);
-  engine_ = std::move(engine);
+  std::swap(state_machine_, state_machine);
+  std::swap(engine_, engine);
   engine_path_ = path;
+  retired_engine_ = std::move(engine);
+  retired_state_machine_ = std::move(state_machine);
   return Status::OK();
 }
 

@@ -233,6 +233,9 @@ class Node {
   std::unique_ptr<storage::Engine> engine_;
   std::unique_ptr<StateMachine> state_machine_;
   std::string engine_path_;
+  // The pair OpenEngine replaced, for the caller to close.
+  std::unique_ptr<storage::Engine> retired_engine_;
+  std::unique_ptr<StateMachine> retired_state_machine_;
   std::unique_ptr<KvDir> kv_dir_;
   // The snapshot last served to followers (CurrentSnapshot).
   mutable std::optional<raft::Snapshot> snapshot_cache_;

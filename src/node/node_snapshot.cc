@@ -73,17 +73,16 @@ void Node::InstallSnapshot(const raft::Snapshot& snapshot) {
     Fail(path.status());
     return;
   }
-  std::unique_ptr<storage::Engine> old_engine;
-  {
-    std::unique_lock lock(engine_mu_);
-    old_engine = std::move(engine_);
-    state_machine_.reset();
+  // The new engine goes live first; stale reads on other threads move from
+  // the old one to it under the lock, and the old one closes after.
+  Status s = OpenEngine(*path);
+  if (s.ok()) {
+    retired_state_machine_.reset();
+    s = retired_engine_->Close();
+    retired_engine_.reset();
+    if (!s.ok()) RKV_LOG_WARN("event=engine_close_failed error=\"{}\"", s.ToString());
+    s = kv_dir_->RemoveStale();
   }
-  Status s = old_engine->Close();
-  if (!s.ok()) RKV_LOG_WARN("event=engine_close_failed error=\"{}\"", s.ToString());
-  old_engine.reset();
-  s = OpenEngine(*path);
-  if (s.ok()) s = kv_dir_->RemoveStale();
   if (!s.ok()) {
     Fail(s);
     return;

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "common/status.h"
@@ -44,6 +46,11 @@ class TempDir {
 // A seed for randomized tests: $RKV_TEST_SEED if set, else `fallback`.
 // Tests print it on failure so a run can be repeated.
 uint64_t TestSeed(uint64_t fallback);
+
+// `count` distinct TCP ports on 127.0.0.1 that were free a moment ago (bound
+// at once, then released), for servers whose peers must know their ports
+// before they start. 0 where none could be had.
+std::vector<uint16_t> FreePorts(int count);
 
 }  // namespace rkv::test
 
