@@ -17,7 +17,7 @@ help:
 	@echo "make cluster    build and run a local cluster of NODES (default 3) raft-kv nodes until Ctrl-C"
 	@echo "make test       build and run every test (unit, crash, integration)"
 	@echo "make test-asan  the same under AddressSanitizer + UBSan"
-	@echo "make test-tsan  the storage and env tests under ThreadSanitizer (part of make test)"
+	@echo "make test-tsan  the storage, env and node host tests under ThreadSanitizer (part of make test)"
 	@echo "make bench      the engine benchmark beside LMDB, RocksDB and LevelDB"
 	@echo "make bench-cluster  a 3-node raft-kv cluster beside a 3-member etcd with wrk (installs etcd; ~6 min)"
 	@echo "make sim-long   the cluster simulator for SIM_FOR (default 10m), swarm rates unless SWARM=0"
@@ -45,8 +45,9 @@ cluster: configure
 	@cmake --build --preset $(PRESET) --target raft-kv raft-kv-cli
 	./$(BUILD)/bin/raft-kv-cli local-cluster --nodes $(NODES)
 
-# Every test of the build, then the storage and env tests again under
-# ThreadSanitizer (they run readers, writers, group commit and merge at once).
+# Every test of the build, then the storage, env and node host tests again
+# under ThreadSanitizer (they run readers, writers, group commit and merge at
+# once; client threads, the node loop and the transport).
 test: build
 	ctest --preset $(PRESET)
 	$(MAKE) --no-print-directory test-tsan
@@ -57,9 +58,10 @@ test-asan:
 
 test-tsan: deps
 	@cmake --preset tsan $(CMAKE_EXTRA) >/dev/null
-	@cmake --build --preset tsan --target storage_tests env_tests
+	@cmake --build --preset tsan --target storage_tests env_tests node_host_tests
 	./build-tsan/bin/storage_tests --gtest_brief=1
 	./build-tsan/bin/env_tests --gtest_brief=1
+	./build-tsan/bin/node_host_tests --gtest_brief=1
 
 bench: build
 	./build/bin/raft-kv-engine-bench
