@@ -136,5 +136,54 @@ TEST(WalDumpTest, DumpPrintsLogSegmentsAndStopsAtATornTail) {
   EXPECT_NE(torn.output.find("# stopped at offset"), std::string::npos) << torn.output;
 }
 
+TEST(NodeCheckTest, ChecksTheEngineNamedByCurrentAndTheRaftLog) {
+  // A node's data directory: kv/CURRENT names the engine, wal/ holds the log.
+  test::TempDir dir;
+  ASSERT_TRUE(fs::create_directories(dir.Join("kv/engine-000002")));
+  {
+    std::ofstream(dir.Join("kv/CURRENT")) << "engine-000002\n";
+    storage::Options options;
+    options.background_merge = false;
+    auto engine = storage::Engine::Open(options, dir.Join("kv/engine-000002"));
+    ASSERT_OK(engine);
+    ASSERT_OK((*engine)->Put("k", "v"));
+    ASSERT_OK((*engine)->Close());
+  }
+  wal::WalOptions options;
+  options.bootstrap = raft::Configuration{{NodeId{1}}, {}};
+  {
+    auto log = wal::Wal::Open(Env::Posix(), dir.Join("wal"), options);
+    ASSERT_OK(log);
+    ASSERT_OK((*log)->Save({}, {raft::Entry{Term{1}, LogIndex{1}, raft::EntryType::kNormal, "x"}},
+                           raft::HardState{Term{1}, NodeId{1}, LogIndex{1}}));
+    ASSERT_OK((*log)->Close());
+  }
+  ToolRun ok = RunTool("raft-kv-check", dir.path());
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_NE(ok.output.find("engine-000002"), std::string::npos) << ok.output;
+  EXPECT_NE(ok.output.find("1 data files, 1 records: intact"), std::string::npos) << ok.output;
+  EXPECT_NE(ok.output.find("1 log segments"), std::string::npos) << ok.output;
+
+  // Damage at the end of the newest log segment is a torn tail.
+  std::string segment;
+  for (const auto& e : fs::directory_iterator(dir.Join("wal"))) {
+    if (e.path().extension() == ".wal") segment = e.path();
+  }
+  ASSERT_FALSE(segment.empty());
+  {
+    std::fstream f(segment, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(segment)));
+    f << "torn-tail-bytes";
+  }
+  ToolRun torn = RunTool("raft-kv-check", dir.path());
+  EXPECT_EQ(torn.exit_code, 1) << torn.output;
+  EXPECT_NE(torn.output.find("TORN"), std::string::npos) << torn.output;
+
+  // A CURRENT that names no directory is corruption.
+  std::ofstream(dir.Join("kv/CURRENT")) << "../elsewhere\n";
+  ToolRun bad = RunTool("raft-kv-check", dir.path());
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+}
+
 }  // namespace
 }  // namespace rkv
