@@ -21,6 +21,7 @@
 #include "api/http/http_handler.h"
 #include "api/http/http_server.h"
 #include "client/http_client.h"
+#include "common/coding.h"
 #include "common/host_port.h"
 #include "common/logging.h"
 #include "node/node_host.h"
@@ -86,16 +87,9 @@ bool ParseMembers(std::string_view text, std::map<uint64_t, std::string>* out, s
 // The cluster id in every peer frame: a hash of the token and the initial
 // members, so nodes started with different member lists never talk.
 uint64_t ClusterId(const std::string& token, const std::map<uint64_t, std::string>& members) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  auto mix = [&h](std::string_view text) {
-    for (char ch : text) {
-      const auto c = static_cast<unsigned char>(ch);
-      h ^= c;
-      h *= 0x100000001b3ULL;
-    }
-    h ^= 0xff;
-    h *= 0x100000001b3ULL;
-  };
+  uint64_t h = rkv::kFnv1a64Offset;
+  // Each piece ends with a 0xff byte, which no text here contains.
+  auto mix = [&h](std::string_view text) { h = rkv::Fnv1a64("\xff", rkv::Fnv1a64(text, h)); };
   mix(token);
   for (const auto& [id, address] : members) {
     mix(std::to_string(id));

@@ -46,6 +46,18 @@ bool GetVarint32(std::string_view* input, uint32_t* v);
 bool GetVarint64(std::string_view* input, uint64_t* v);
 bool GetLengthPrefixed(std::string_view* input, std::string_view* value);
 
+// FNV-1a over `data`, continuing from `hash` (chain calls to hash several
+// pieces). Not for checksums (CRC32C) nor for anything an attacker chooses
+// to collide; for ids derived from names.
+inline constexpr uint64_t kFnv1a64Offset = 0xcbf29ce484222325ULL;
+inline uint64_t Fnv1a64(std::string_view data, uint64_t hash = kFnv1a64Offset) {
+  for (char c : data) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 0x100000001b3ULL;
+  }
+  return hash;
+}
+
 }  // namespace rkv
 
 #endif  // RKV_COMMON_CODING_H_

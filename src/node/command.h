@@ -114,6 +114,10 @@ struct CommandResult {
   // Not encoded: set when the answer came from the client's session (a
   // retried write) instead of from applying the command.
   bool duplicate = false;
+  // Not encoded: the session the command carried (0, 0 for none), so the
+  // caller of StateMachine::Apply need not decode the entry again.
+  uint64_t client_id = 0;
+  uint64_t sequence = 0;
 
   bool ok() const { return code == Code::kOk; }
 

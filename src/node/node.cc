@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/assert.h"
+#include "common/coding.h"
 #include "common/logging.h"
 #include "env/env.h"
 #include "node/kv_dir.h"
@@ -44,12 +45,7 @@ constexpr uint64_t kIdempotencyBit = uint64_t{1} << 63;
 // FNV-1a, then a finalizer: the client id of an Idempotency-Key. The top bit
 // is set so it never equals a slot id (which have it clear).
 uint64_t IdempotencyClientId(std::string_view key) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (char ch : key) {
-    const auto c = static_cast<unsigned char>(ch);
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
+  uint64_t h = Fnv1a64(key);
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdULL;
   h ^= h >> 33;
@@ -167,7 +163,6 @@ Status Node::CreateRaft() {
   if (configuration_.voters.size() == 1 && configuration_.voters[0] == options_.id) {
     raft_->Campaign();
   }
-  for (int i = 0; i < 64; ++i) free_slots_.emplace_back(random_.Next() & ~kIdempotencyBit, 1);
   RKV_LOG_INFO("event=node_open id={} applied={} first_index={} last_index={} term={}",
                options_.id.value(), config.applied_index.value(), wal_->FirstIndex().value(),
                wal_->LastIndex().value(), raft_->current_term().value());
@@ -215,7 +210,6 @@ void Node::Write(Command command, std::string_view idempotency_key, WriteDone do
     if (free_slots_.empty()) free_slots_.emplace_back(random_.Next() & ~kIdempotencyBit, 1);
     std::tie(write.client_id, write.sequence) = free_slots_.back();
     free_slots_.pop_back();
-    busy_slots_[write.client_id] = write.sequence;
     write.slot = true;
   }
   command.WithSession(write.client_id, write.sequence, now_ms_);
@@ -362,7 +356,6 @@ void Node::RetryAll() {
 }
 
 void Node::ReleaseSlot(uint64_t client_id, uint64_t sequence) {
-  busy_slots_.erase(client_id);
   free_slots_.emplace_back(client_id, sequence + 1);
 }
 
@@ -459,15 +452,13 @@ void Node::ApplyEntry(const raft::Entry& entry) {
     Fail(result.status());
     return;
   }
-  if (entry.data.empty() || result->code == CommandResult::Code::kAlreadyApplied) return;
   // Whose write was it? Only writes this node took are waiting here.
-  Result<Command> command = DecodeCommand(entry.data);
-  if (!command.ok() || command->client_id == 0) return;
-  auto it = writes_.find(command->client_id);
+  if (result->client_id == 0) return;
+  auto it = writes_.find(result->client_id);
   if (it == writes_.end()) return;
   std::vector<PendingWrite>& list = it->second;
   for (size_t i = 0; i < list.size();) {
-    if (list[i].sequence != command->sequence) {
+    if (list[i].sequence != result->sequence) {
       ++i;
       continue;
     }

@@ -253,7 +253,6 @@ class Node {
   size_t write_count_ = 0;
   // Free slots: client id -> next sequence.
   std::vector<std::pair<uint64_t, uint64_t>> free_slots_;
-  std::unordered_map<uint64_t, uint64_t> busy_slots_;  // client id -> sequence in use
   std::vector<std::string> forward_batch_;
 
   uint64_t next_read_id_ = 1;

@@ -376,6 +376,8 @@ Result<CommandResult> StateMachine::Apply(LogIndex index, Term term, std::string
         }
       }
     }
+    result.client_id = command.client_id;
+    result.sequence = command.sequence;
     // Deletions before the put: an expired session of this very client is
     // replaced, not deleted after being written.
     for (uint64_t client_id : changes.removed) batch.Delete(SessionKey(client_id));

@@ -153,9 +153,7 @@ Status EngineImpl::Open() {
     RKV_RETURN_IF_ERROR(env_->CreateDir(dir_));
     // The new directory's own entry must be durable, or a crash loses it
     // with everything synced inside it.
-    const size_t slash = dir_.find_last_of('/', dir_.size() > 1 ? dir_.size() - 2 : 0);
-    const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : dir_.substr(0, slash);
-    RKV_RETURN_IF_ERROR(env_->SyncDir(parent));
+    RKV_RETURN_IF_ERROR(env_->SyncDir(ParentDir(dir_)));
   }
   auto lock = env_->LockFile(JoinPath(dir_, "LOCK"));
   if (!lock.ok()) return lock.status();
