@@ -65,6 +65,40 @@ Command Command::Batch(std::vector<BatchOp> ops) {
   return c;
 }
 
+Command Command::SetMember(uint64_t id, MemberAddress address) {
+  Command c;
+  c.kind = Kind::kSetMember;
+  c.member_id = id;
+  c.member = std::move(address);
+  return c;
+}
+
+Command Command::RemoveMember(uint64_t id) {
+  Command c;
+  c.kind = Kind::kRemoveMember;
+  c.member_id = id;
+  return c;
+}
+
+std::string EncodeMemberAddress(const MemberAddress& address) {
+  std::string out(1, static_cast<char>(1));
+  PutLengthPrefixed(&out, address.peer);
+  PutLengthPrefixed(&out, address.http);
+  return out;
+}
+
+Result<MemberAddress> DecodeMemberAddress(std::string_view data) {
+  uint8_t version = 0;
+  if (!GetU8(&data, &version) || version != 1) {
+    return Status::Corruption("member address: empty or unknown version");
+  }
+  MemberAddress address;
+  if (!GetString(&data, &address.peer) || !GetString(&data, &address.http) || !data.empty()) {
+    return Status::Corruption("member address: malformed");
+  }
+  return address;
+}
+
 std::string_view CommandKindName(Command::Kind kind) {
   switch (kind) {
     case Command::Kind::kNoop: return "noop";
@@ -72,6 +106,8 @@ std::string_view CommandKindName(Command::Kind kind) {
     case Command::Kind::kDelete: return "delete";
     case Command::Kind::kCas: return "cas";
     case Command::Kind::kBatch: return "batch";
+    case Command::Kind::kSetMember: return "set_member";
+    case Command::Kind::kRemoveMember: return "remove_member";
   }
   return "unknown";
 }
@@ -112,6 +148,14 @@ std::string EncodeCommand(const Command& command) {
         }
       }
       break;
+    case Command::Kind::kSetMember:
+      PutVarint64(&out, command.member_id);
+      PutLengthPrefixed(&out, command.member.peer);
+      PutLengthPrefixed(&out, command.member.http);
+      break;
+    case Command::Kind::kRemoveMember:
+      PutVarint64(&out, command.member_id);
+      break;
   }
   return out;
 }
@@ -122,7 +166,7 @@ Result<Command> DecodeCommand(std::string_view data) {
   if (version != kCommandVersion) return Bad(fmt::format("unknown version {}", version));
   uint8_t kind = 0;
   if (!GetU8(&data, &kind)) return Bad("truncated kind");
-  if (kind > static_cast<uint8_t>(Command::Kind::kBatch)) return Bad(fmt::format("unknown kind {}", kind));
+  if (kind > static_cast<uint8_t>(Command::Kind::kRemoveMember)) return Bad(fmt::format("unknown kind {}", kind));
   Command c;
   c.kind = static_cast<Command::Kind>(kind);
   if (!GetVarint64(&data, &c.client_id) || !GetVarint64(&data, &c.sequence) ||
@@ -177,6 +221,17 @@ Result<Command> DecodeCommand(std::string_view data) {
       }
       break;
     }
+    case Command::Kind::kSetMember:
+      if (!GetVarint64(&data, &c.member_id) || !GetString(&data, &c.member.peer) ||
+          !GetString(&data, &c.member.http)) {
+        return Bad("truncated set_member");
+      }
+      if (c.member_id == 0) return Bad("set_member of member 0");
+      break;
+    case Command::Kind::kRemoveMember:
+      if (!GetVarint64(&data, &c.member_id)) return Bad("truncated remove_member");
+      if (c.member_id == 0) return Bad("remove_member of member 0");
+      break;
   }
   if (!data.empty()) return Bad(fmt::format("{} trailing bytes", data.size()));
   return c;

@@ -37,8 +37,33 @@ struct BatchOp {
   friend bool operator==(const BatchOp&, const BatchOp&) = default;
 };
 
+// Where a member of the cluster is reached: its peer address (Raft
+// messages) and its HTTP address (clients, GET /v1/cluster; may be empty).
+struct MemberAddress {
+  std::string peer;
+  std::string http;
+
+  friend bool operator==(const MemberAddress&, const MemberAddress&) = default;
+};
+
+// The bytes of a MemberAddress in a membership entry's context and in the
+// state machine's member records: version u8 (= 1) | peer bytes | http bytes.
+std::string EncodeMemberAddress(const MemberAddress& address);
+Result<MemberAddress> DecodeMemberAddress(std::string_view data);
+
 struct Command {
-  enum class Kind : uint8_t { kNoop = 0, kPut = 1, kDelete = 2, kCas = 3, kBatch = 4 };
+  // kSetMember and kRemoveMember change the member address table, not user
+  // data: a member announces its own address with kSetMember, and a node
+  // applies a membership change of the Raft log as one of them.
+  enum class Kind : uint8_t {
+    kNoop = 0,
+    kPut = 1,
+    kDelete = 2,
+    kCas = 3,
+    kBatch = 4,
+    kSetMember = 5,
+    kRemoveMember = 6,
+  };
   Kind kind = Kind::kNoop;
 
   // Exactly-once: the writing client and its sequence number for this write.
@@ -61,12 +86,17 @@ struct Command {
 
   std::vector<BatchOp> ops;  // kBatch
 
+  uint64_t member_id = 0;  // kSetMember, kRemoveMember
+  MemberAddress member;    // kSetMember
+
   static Command Noop() { return Command{}; }
   static Command Put(std::string key, std::string value, uint64_t expiry_ms = 0);
   static Command Delete(std::string key);
   static Command Cas(std::string key, std::optional<std::string> expected, std::string value,
                      uint64_t expiry_ms = 0);
   static Command Batch(std::vector<BatchOp> ops);
+  static Command SetMember(uint64_t id, MemberAddress address);
+  static Command RemoveMember(uint64_t id);
 
   // Sets the session fields; returns *this for chaining:
   //   Command::Put("k", "v").WithSession(7, 12, now_ms)

@@ -38,6 +38,7 @@ struct ServiceStatus {
   uint64_t id = 0;
   std::string role;  // "leader", "follower", "candidate", "pre-candidate"
   uint64_t leader = 0;  // 0: none known
+  std::string leader_http;  // the leader's HTTP address, where known
   uint64_t term = 0;
   uint64_t commit_index = 0;
   uint64_t applied_index = 0;
@@ -58,6 +59,21 @@ struct MemberInfo {
   // The member's own status when it answered; error says why not.
   std::optional<ServiceStatus> status;
   std::string error;
+};
+
+// The members of the cluster with their addresses, as of a node's applied
+// index (GET /v1/cluster/members and the answer to a membership change).
+struct MembershipInfo {
+  uint64_t cluster_id = 0;
+  std::vector<MemberInfo> members;  // by id; `status` and `error` unused
+};
+
+// A membership change a client asks for (POST /v1/cluster/members).
+struct MemberRequest {
+  uint64_t id = 0;
+  std::string peer_address;
+  std::string http_address;
+  bool learner = true;  // false: join as a voter at once
 };
 
 struct ClusterInfo {
@@ -90,6 +106,24 @@ class KvService {
   // status. May ask the other members over the network: `done` runs once,
   // on any thread.
   virtual void Cluster(std::function<void(ClusterInfo)> done) = 0;
+
+  // Membership. Changes are made by the leader: elsewhere they fail with
+  // NotLeader (ServiceStatus::leader_http says where to go). Each answers
+  // the membership once the change is applied; a change already in effect
+  // (a retry) answers it at once.
+  // A service without membership keeps the defaults (no members, every
+  // change NotSupported).
+  using MembershipCallback = std::function<void(Result<MembershipInfo>)>;
+  virtual MembershipInfo Members() const { return {}; }
+  // Adds a member (as a learner unless request.learner is false).
+  virtual void AddMember(MemberRequest /*request*/, MembershipCallback done) { done(NoMembership()); }
+  // Makes a learner a voter once it has caught up with the leader's log
+  // (waits for that, up to the request timeout).
+  virtual void PromoteMember(uint64_t /*id*/, MembershipCallback done) { done(NoMembership()); }
+  virtual void RemoveMember(uint64_t /*id*/, MembershipCallback done) { done(NoMembership()); }
+
+ private:
+  static Status NoMembership() { return Status::NotSupported("this service has no membership"); }
 };
 
 }  // namespace rkv

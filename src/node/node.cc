@@ -1,7 +1,10 @@
 #include "node/node.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <mutex>
+#include <string>
 #include <utility>
 
 #include "common/assert.h"
@@ -52,6 +55,15 @@ uint64_t IdempotencyClientId(std::string_view key) {
   return h | kIdempotencyBit;
 }
 
+std::string IdList(const std::vector<NodeId>& ids) {
+  std::string out;
+  for (NodeId id : ids) {
+    if (!out.empty()) out += ',';
+    out += std::to_string(id.value());
+  }
+  return out.empty() ? "none" : out;
+}
+
 }  // namespace
 
 Node::Node(NodeOptions options, transport::Transport* transport)
@@ -94,6 +106,16 @@ Status Node::OpenStorage() {
   // The engine first: it locks its directory, so a second process on the
   // same data directory stops here, before touching the WAL.
   RKV_RETURN_IF_ERROR(OpenKvDir());
+
+  // A new node records its cluster id and member table before its Raft
+  // log exists: from the first run that leaves a log on disk, the node can
+  // reach the others after a restart without being told their addresses
+  // again.
+  if (state_machine_->applied_index() == LogIndex{0} && !options_.initial_addresses.empty() &&
+      (state_machine_->members() != options_.initial_addresses ||
+       state_machine_->cluster_id() != options_.cluster_id)) {
+    RKV_RETURN_IF_ERROR(state_machine_->Seed(options_.cluster_id, options_.initial_addresses));
+  }
 
   wal::WalOptions wal_options;
   wal_options.bootstrap = options_.initial_members;
@@ -159,6 +181,7 @@ Status Node::CreateRaft() {
   RKV_ASSIGN_OR_RETURN(raft_, raft::RaftNode::Create(config, log_storage_.get(),
                                                      Random(random_.Next())));
   configuration_ = raft_->configuration();
+  SyncPeers();
   // A lone voter need not wait an election timeout to lead itself.
   if (configuration_.voters.size() == 1 && configuration_.voters[0] == options_.id) {
     raft_->Campaign();
@@ -337,6 +360,24 @@ void Node::CheckTimeouts() {
     }
   }
   for (PendingRead& r : reissue) IssueRead(std::move(r));
+  for (auto it = changes_.begin(); it != changes_.end();) {
+    if (ticks_ < it->deadline_tick) {
+      ++it;
+      continue;
+    }
+    Status timeout = Status::Timeout(
+        "membership change not applied in time; it may still take effect (retrying is safe)");
+    if (it->change.kind == MembershipChange::Kind::kPromote && it->index == LogIndex{0} &&
+        raft_->role() == raft::Role::kLeader && configuration_.IsLearner(it->change.id)) {
+      timeout = Status::Timeout(fmt::format(
+          "learner {} has not caught up: it has the log up to {}, promotion needs {}; try again",
+          it->change.id.value(), raft_->progress(it->change.id).match_index.value(),
+          it->catch_up_to.value()));
+    }
+    MembershipDone done = std::move(it->done);
+    it = changes_.erase(it);
+    done(timeout);
+  }
   for (auto it = reads_by_index_.begin(); it != reads_by_index_.end();) {
     if (ticks_ >= it->second.deadline_tick) {
       it->second.done(Status::Timeout("this node did not catch up in time"));
@@ -364,8 +405,14 @@ void Node::ReleaseSlot(uint64_t client_id, uint64_t sequence) {
 
 void Node::Process() {
   if (!failure_.ok()) return;
+  MaybeAnnounce();
   FlushForwards();
-  while (failure_.ok() && raft_->HasReady()) HandleReady(raft_->GetReady());
+  AdvanceMembership();
+  while (failure_.ok() && raft_->HasReady()) {
+    HandleReady(raft_->GetReady());
+    // An applied change lets the next one be proposed.
+    if (failure_.ok()) AdvanceMembership();
+  }
 }
 
 void Node::Send(std::vector<raft::Message>& messages) {
@@ -435,6 +482,24 @@ void Node::HandleReady(raft::Ready ready) {
       Fail(s);
       return;
     }
+    RKV_LOG_INFO("event=membership_changed voters={} learners={}", IdList(configuration_.voters),
+                 IdList(configuration_.learners));
+  }
+  if (change_applied_) {
+    change_applied_ = false;
+    FinishChange(membership());
+  }
+  SyncPeers();
+  if (!configuration_.IsMember(options_.id)) {
+    // Removed: nothing will reach this node any more. It refuses requests
+    // rather than serve a state that no longer moves.
+    removed_ = true;
+    failure_ = Status::ShuttingDown("this node was removed from the cluster");
+    RKV_LOG_WARN("event=removed_from_cluster id={} action=\"stop this process; its data directory "
+                 "is no longer part of the cluster\"",
+                 options_.id.value());
+    AbortAll(failure_);
+    return;
   }
   ServeAppliedReads();
   if (leader_changed && last_leader_ != kNoNode) RetryAll();
@@ -443,8 +508,7 @@ void Node::HandleReady(raft::Ready ready) {
 
 void Node::ApplyEntry(const raft::Entry& entry) {
   if (entry.type == raft::EntryType::kConfChange) {
-    Result<CommandResult> r = state_machine_->Apply(entry.index, entry.term, "");
-    if (!r.ok()) Fail(r.status());
+    ApplyConfChange(entry);
     return;
   }
   Result<CommandResult> result = state_machine_->Apply(entry.index, entry.term, entry.data);
@@ -471,6 +535,243 @@ void Node::ApplyEntry(const raft::Entry& entry) {
   if (list.empty()) writes_.erase(it);
 }
 
+void Node::ApplyConfChange(const raft::Entry& entry) {
+  // The core changes the configuration; the state machine keeps the member
+  // table, as a command every server derives alike from the entry.
+  Result<raft::ConfChange> change = raft::DecodeConfChange(entry.data);
+  if (!change.ok()) {
+    Fail(change.status());  // the core decoded it already: cannot happen
+    return;
+  }
+  std::string data;
+  const uint64_t id = change->node_id.value();
+  if (change->type == raft::ConfChangeType::kRemoveNode) {
+    data = EncodeCommand(Command::RemoveMember(id));
+  } else if (!change->context.empty()) {
+    Result<MemberAddress> address = DecodeMemberAddress(change->context);
+    if (address.ok()) {
+      data = EncodeCommand(Command::SetMember(id, std::move(*address)));
+    } else {
+      RKV_LOG_WARN("event=conf_change_bad_context index={} member={} error=\"{}\"",
+                   entry.index.value(), id, address.status().ToString());
+    }
+  }
+  Result<CommandResult> r = state_machine_->Apply(entry.index, entry.term, data);
+  if (!r.ok()) {
+    Fail(r.status());
+    return;
+  }
+  if (!changes_.empty() && changes_.front().index == entry.index) {
+    if (changes_.front().term == entry.term) {
+      change_applied_ = true;  // answered after Advance, with the new configuration
+    } else {
+      FinishChange(Status::NotLeader("leadership changed before the change was committed; retry"));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Membership.
+
+void Node::ChangeMembership(MembershipChange change, MembershipDone done) {
+  if (!failure_.ok()) {
+    done(failure_);
+    return;
+  }
+  if (raft_->role() != raft::Role::kLeader) {
+    done(Status::NotLeader(fmt::format("membership changes go to the leader (node {})",
+                                       raft_->leader_id().value())));
+    return;
+  }
+  if (change.id == kNoNode) {
+    done(Status::InvalidArgument("member id must not be 0"));
+    return;
+  }
+  const bool add = change.kind == MembershipChange::Kind::kAddLearner ||
+                   change.kind == MembershipChange::Kind::kAddVoter;
+  if (add && change.address.peer.empty()) {
+    done(Status::InvalidArgument("a new member needs a peer address"));
+    return;
+  }
+  constexpr size_t kMaxPendingChanges = 64;
+  if (changes_.size() >= kMaxPendingChanges) {
+    done(Status::Busy("too many membership changes pending"));
+    return;
+  }
+  PendingChange pending;
+  pending.change = std::move(change);
+  pending.done = std::move(done);
+  pending.deadline_tick = ticks_ + options_.request_timeout_ticks;
+  changes_.push_back(std::move(pending));
+}
+
+void Node::FinishChange(Result<MembershipInfo> result) {
+  PendingChange c = std::move(changes_.front());
+  changes_.pop_front();
+  if (result.ok()) {
+    RKV_LOG_INFO("event=membership_change_done kind={} member={}", static_cast<int>(c.change.kind),
+                 c.change.id.value());
+  }
+  c.done(std::move(result));
+}
+
+// Proposes the front change once the core can take it; answers at once the
+// changes already in effect and those that conflict with the membership.
+// Judged against the membership as of the applied index, when the change
+// reaches the front, so a retry queued behind its first attempt finds it
+// done.
+void Node::AdvanceMembership() {
+  while (!changes_.empty() && changes_.front().index == LogIndex{0}) {
+    PendingChange& c = changes_.front();
+    const NodeId id = c.change.id;
+    if (raft_->role() != raft::Role::kLeader) {
+      FinishChange(Status::NotLeader(fmt::format("this node stopped leading (leader now: node {})",
+                                                 raft_->leader_id().value())));
+      continue;
+    }
+    const std::map<uint64_t, MemberAddress>& table = state_machine_->members();
+    const auto known = table.find(id.value());
+    raft::ConfChange proposal;
+    proposal.node_id = id;
+    switch (c.change.kind) {
+      case MembershipChange::Kind::kAddLearner:
+      case MembershipChange::Kind::kAddVoter: {
+        if (configuration_.IsMember(id)) {
+          if (known == table.end() || known->second.peer != c.change.address.peer) {
+            FinishChange(Status::InvalidArgument(fmt::format(
+                "member {} already exists with peer address {}; remove it first to change it",
+                id.value(), known == table.end() ? "(unknown)" : known->second.peer)));
+          } else if (c.change.kind == MembershipChange::Kind::kAddVoter &&
+                     configuration_.IsLearner(id)) {
+            c.change.kind = MembershipChange::Kind::kPromote;  // next turn of the loop
+          } else {
+            FinishChange(membership());  // a retry of a change already made
+          }
+          continue;
+        }
+        bool taken = false;
+        for (const auto& [other, address] : table) {
+          if (address.peer == c.change.address.peer && configuration_.IsMember(NodeId{other})) {
+            FinishChange(Status::InvalidArgument(fmt::format(
+                "peer address {} belongs to member {}", address.peer, other)));
+            taken = true;
+            break;
+          }
+        }
+        if (taken) continue;
+        proposal.type = c.change.kind == MembershipChange::Kind::kAddLearner
+                            ? raft::ConfChangeType::kAddLearner
+                            : raft::ConfChangeType::kAddVoter;
+        proposal.context = EncodeMemberAddress(c.change.address);
+        break;
+      }
+      case MembershipChange::Kind::kPromote:
+        if (configuration_.IsVoter(id)) {
+          FinishChange(membership());
+          continue;
+        }
+        if (!configuration_.IsLearner(id)) {
+          FinishChange(Status::NotFound(fmt::format("no learner {} in the cluster", id.value())));
+          continue;
+        }
+        // A voter that lacks most of the log would hold up commits (and, in
+        // a small cluster, availability) until it caught up.
+        if (c.catch_up_to == LogIndex{0}) c.catch_up_to = std::max(raft_->commit_index(), LogIndex{1});
+        if (raft_->progress(id).match_index < c.catch_up_to) return;  // asked again next Process
+        proposal.type = raft::ConfChangeType::kPromoteLearner;
+        break;
+      case MembershipChange::Kind::kRemove:
+        if (!configuration_.IsMember(id)) {
+          FinishChange(Status::NotFound(fmt::format("no member {} in the cluster", id.value())));
+          continue;
+        }
+        proposal.type = raft::ConfChangeType::kRemoveNode;
+        break;
+    }
+    Result<LogIndex> index = raft_->ProposeConfChange(proposal);
+    if (!index.ok()) {
+      // Busy: the previous change is not applied yet, or this leader has
+      // not committed an entry of its term; the next Process tries again.
+      if (index.status().IsBusy()) return;
+      FinishChange(index.status());
+      continue;
+    }
+    RKV_LOG_INFO("event=membership_change_proposed kind={} member={} index={}",
+                 static_cast<int>(c.change.kind), id.value(), index->value());
+    c.index = *index;
+    c.term = raft_->current_term();
+    return;
+  }
+}
+
+MembershipInfo Node::membership() const {
+  MembershipInfo info;
+  info.cluster_id = cluster_id();
+  const std::map<uint64_t, MemberAddress>& table = state_machine_->members();
+  std::vector<NodeId> ids = configuration_.voters;
+  ids.insert(ids.end(), configuration_.learners.begin(), configuration_.learners.end());
+  std::sort(ids.begin(), ids.end());
+  for (NodeId id : ids) {
+    MemberInfo member;
+    member.id = id.value();
+    member.voter = configuration_.IsVoter(id);
+    if (auto it = table.find(id.value()); it != table.end()) {
+      member.peer_address = it->second.peer;
+      member.http_address = it->second.http;
+    }
+    info.members.push_back(std::move(member));
+  }
+  return info;
+}
+
+uint64_t Node::cluster_id() const {
+  const uint64_t stored = state_machine_->cluster_id();
+  return stored != 0 ? stored : options_.cluster_id;
+}
+
+// Hands the transport the member table's peer addresses (after a change or
+// a snapshot install).
+void Node::SyncPeers() {
+  std::map<uint64_t, std::string> want;
+  for (const auto& [id, address] : state_machine_->members()) {
+    if (id != options_.id.value() && !address.peer.empty()) want[id] = address.peer;
+  }
+  if (want == peers_) return;
+  for (const auto& [id, address] : peers_) {
+    if (want.count(id) == 0) transport_->RemovePeer(NodeId{id});
+  }
+  for (const auto& [id, address] : want) {
+    auto it = peers_.find(id);
+    if (it == peers_.end() || it->second != address) transport_->AddPeer(NodeId{id}, address);
+  }
+  peers_ = std::move(want);
+}
+
+// Writes this node's own entry of the member table when it differs from
+// the addresses the node was started with (only the fields it knows).
+void Node::MaybeAnnounce() {
+  const MemberAddress& self = options_.self_address;
+  if (self.peer.empty() || announcing_ || ticks_ < next_announce_tick_) return;
+  if (!configuration_.IsMember(options_.id) || raft_->leader_id() == kNoNode) return;
+  // While catching up, the table may be older than the log.
+  if (state_machine_->applied_index() < raft_->commit_index()) return;
+  const std::map<uint64_t, MemberAddress>& table = state_machine_->members();
+  MemberAddress want;
+  if (auto it = table.find(options_.id.value()); it != table.end()) want = it->second;
+  const MemberAddress before = want;
+  want.peer = self.peer;
+  if (!self.http.empty()) want.http = self.http;
+  if (want == before) return;
+  announcing_ = true;
+  RKV_LOG_INFO("event=announce_address id={} peer={} http={}", options_.id.value(), want.peer,
+               want.http);
+  Write(Command::SetMember(options_.id.value(), std::move(want)), "",
+        [this](Result<CommandResult> r) {
+          announcing_ = false;
+          if (!r.ok()) next_announce_tick_ = ticks_ + options_.retry_ticks;
+        });
+}
+
 void Node::Fail(const Status& status) {
   if (!failure_.ok()) return;
   failure_ = status;
@@ -489,6 +790,8 @@ void Node::AbortAll(const Status& status) {
   reads_by_id_.clear();
   for (auto& [index, r] : reads_by_index_) r.done(status);
   reads_by_index_.clear();
+  while (!changes_.empty()) FinishChange(status);
+  change_applied_ = false;
 }
 
 // ---------------------------------------------------------------------------

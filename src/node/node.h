@@ -76,6 +76,18 @@ struct NodeOptions {
   // The members of a new cluster: used when the data directory holds no
   // Raft log yet, ignored afterwards (the log knows the membership).
   raft::Configuration initial_members;
+  // Recorded in a new node's state machine before it applies anything
+  // (StateMachine::Seed): the cluster id and the addresses of the members
+  // it starts with, by id. Every member of a new cluster is given the same;
+  // a joining node, what the cluster told it. Ignored once the node has
+  // applied an entry (the log and snapshots carry the table from then on).
+  uint64_t cluster_id = 0;
+  std::map<uint64_t, MemberAddress> initial_addresses;
+  // This node's own addresses. While the member table disagrees (a cluster
+  // created without them, a node that moved), the node writes its entry
+  // (a kSetMember command). Empty peer: never.
+  MemberAddress self_address;
+
   // Holds wal/ (the Raft log) and kv/ (the storage engine).
   std::string data_dir;
   Env* env = nullptr;  // nullptr: Env::Posix()
@@ -128,10 +140,19 @@ struct NodeStatus {
   uint64_t pending_reads = 0;
 };
 
+// A membership change (Node::ChangeMembership).
+struct MembershipChange {
+  enum class Kind { kAddLearner, kAddVoter, kPromote, kRemove };
+  Kind kind = Kind::kAddLearner;
+  NodeId id;
+  MemberAddress address;  // kAddLearner, kAddVoter
+};
+
 class Node {
  public:
   using WriteDone = std::function<void(Result<CommandResult>)>;
   using ReadDone = std::function<void(Result<std::string>)>;
+  using MembershipDone = std::function<void(Result<MembershipInfo>)>;
 
   // Opens (or creates) the node's data: the WAL, the engine, the state
   // machine, and replays the log after the engine's applied index.
@@ -152,6 +173,17 @@ class Node {
   void Write(Command command, std::string_view idempotency_key, WriteDone done);
   // kLinearizable or kLease; kStale is StaleGet.
   void Read(std::string key, ReadConsistency consistency, ReadDone done);
+  // On the leader: changes the membership (one Raft single-server change at
+  // a time, in the order asked) and answers with the membership once the
+  // change is applied here. A change already in effect (the member is there
+  // with the same peer address, or already a voter, or already gone)
+  // answers at once, so retries are safe. A promotion waits until the
+  // learner has the entries the leader had committed when it was asked.
+  // Errors: NotLeader elsewhere; InvalidArgument for a change that
+  // conflicts with the membership (an id taken by another address, the last
+  // voter); NotFound for an id that is not a member; Timeout after
+  // request_timeout_ticks (the change may still take effect).
+  void ChangeMembership(MembershipChange change, MembershipDone done);
 
   // Handles everything the inputs caused (see the top of the file).
   void Process();
@@ -160,6 +192,14 @@ class Node {
   Result<std::string> StaleGet(std::string_view key, uint64_t now_ms) const;
 
   NodeStatus status() const;
+  // The configuration as of the applied index, with each member's
+  // addresses from the member table.
+  MembershipInfo membership() const;
+  // The stored cluster id, or NodeOptions::cluster_id if none is stored.
+  uint64_t cluster_id() const;
+  // True once this node has applied its own removal from the cluster; it
+  // then refuses every request.
+  bool removed() const { return removed_; }
   // For tests and the simulator's invariant checks: the core, the log and
   // the state machine as they are (node thread only).
   const raft::RaftNode& raft() const { return *raft_; }
@@ -202,6 +242,7 @@ class Node {
   void HandleReady(raft::Ready ready);
   void Send(std::vector<raft::Message>& messages);
   void ApplyEntry(const raft::Entry& entry);
+  void ApplyConfChange(const raft::Entry& entry);
   void Fail(const Status& status);
   void AbortAll(const Status& status);
 
@@ -209,6 +250,19 @@ class Node {
   Result<raft::Snapshot> CurrentSnapshot() const;
   void InstallSnapshot(const raft::Snapshot& snapshot);
   void MaybeCompact();
+
+  struct PendingChange {
+    MembershipChange change;
+    MembershipDone done;
+    uint64_t deadline_tick = 0;
+    LogIndex index;          // once proposed: the entry and its term
+    Term term;
+    LogIndex catch_up_to;    // kPromote: what the learner must have first
+  };
+  void AdvanceMembership();
+  void FinishChange(Result<MembershipInfo> result);
+  void SyncPeers();
+  void MaybeAnnounce();
 
   void Propose(PendingWrite& write);
   void FlushForwards();
@@ -254,6 +308,16 @@ class Node {
   // Free slots: client id -> next sequence.
   std::vector<std::pair<uint64_t, uint64_t>> free_slots_;
   std::vector<std::string> forward_batch_;
+
+  // Membership changes asked for, in order; the front one is in progress.
+  std::deque<PendingChange> changes_;
+  // The front change was applied in this Ready: answer it after Advance.
+  bool change_applied_ = false;
+  // The peer addresses handed to the transport, by id.
+  std::map<uint64_t, std::string> peers_;
+  bool announcing_ = false;
+  uint64_t next_announce_tick_ = 0;
+  bool removed_ = false;
 
   uint64_t next_read_id_ = 1;
   std::unordered_map<uint64_t, PendingRead> reads_by_id_;  // waiting for a read index

@@ -87,18 +87,42 @@ Result<std::unique_ptr<NodeHost>> NodeHost::Start(NodeHostOptions options) {
     self->cv_.notify_one();
   };
   self->transport_ = std::make_unique<transport::TcpTransport>(std::move(transport_options));
-
-  RKV_ASSIGN_OR_RETURN(self->node_, Node::Open(self->options_.node, self->transport_.get()));
+  // The flags' addresses first; the node's member table (Node::Open)
+  // overrides them.
   for (const auto& [peer, address] : self->options_.peer_addresses) {
     if (peer != id.value()) self->transport_->AddPeer(NodeId{peer}, address);
   }
-  // A one-member cluster needs no peer listener.
-  if (self->options_.peer_addresses.size() > 1 || !self->options_.peer_listen.empty()) {
+
+  self->options_.node.cluster_id = self->options_.cluster_id;
+  RKV_ASSIGN_OR_RETURN(self->node_, Node::Open(self->options_.node, self->transport_.get()));
+  self->cluster_id_ = self->node_->cluster_id();
+  if (self->cluster_id_ != self->options_.cluster_id) {
+    RKV_LOG_INFO("event=cluster_id_from_data cluster_id={:016x} flags_cluster_id={:016x}",
+                 self->cluster_id_, self->options_.cluster_id);
+  }
+  self->transport_->SetClusterId(self->cluster_id_);
+  const MembershipInfo members = self->node_->membership();
+  if (listen.empty()) {
+    for (const MemberInfo& m : members.members) {
+      if (m.id == id.value()) listen = m.peer_address;
+    }
+  }
+  // A lone member with no peer address needs no listener (nobody could
+  // reach it).
+  if (self->options_.peer_addresses.size() > 1 || !self->options_.peer_listen.empty() ||
+      members.members.size() > 1) {
+    if (listen.empty()) {
+      (void)self->node_->Close();
+      return Status::InvalidArgument(
+          "no peer address for this node: give --peer-listen HOST:PORT");
+    }
+    self->transport_->SetListenAddress(listen);
     Status s = self->transport_->Start();
     if (!s.ok()) {
       (void)self->node_->Close();
       return Status::IOError("cannot listen for peers on " + listen + ": " + s.message());
     }
+    self->peer_listener_ = true;
   }
   self->Publish();
   self->running_ = true;
@@ -154,8 +178,32 @@ void NodeHost::Loop() {
 
 void NodeHost::Publish() {
   ServiceStatus status = ToServiceStatus(node_->status());
+  MembershipInfo membership = node_->membership();
+  for (MemberInfo& m : membership.members) {
+    FillAddresses(&m);
+    if (m.id == status.leader) status.leader_http = m.http_address;
+  }
+  if (status.leader_http.empty()) {
+    if (auto it = options_.http_addresses.find(status.leader); it != options_.http_addresses.end()) {
+      status.leader_http = it->second;
+    }
+  }
   std::lock_guard lock(status_mu_);
   status_ = std::move(status);
+  membership_ = std::move(membership);
+}
+
+void NodeHost::FillAddresses(MemberInfo* member) const {
+  if (member->peer_address.empty()) {
+    if (auto it = options_.peer_addresses.find(member->id); it != options_.peer_addresses.end()) {
+      member->peer_address = it->second;
+    }
+  }
+  if (member->http_address.empty()) {
+    if (auto it = options_.http_addresses.find(member->id); it != options_.http_addresses.end()) {
+      member->http_address = it->second;
+    }
+  }
 }
 
 void NodeHost::Submit(Task task, const std::function<void(Status)>& refuse) {
@@ -215,6 +263,39 @@ void NodeHost::Delete(std::string key, const ServiceWriteOptions& options, Write
   Write(Command::Delete(std::move(key)), options, std::move(done));
 }
 
+void NodeHost::ChangeMembership(MembershipChange change, MembershipCallback done) {
+  auto shared_done = std::make_shared<MembershipCallback>(std::move(done));
+  Submit(
+      [change = std::move(change), shared_done](Node& node) mutable {
+        node.ChangeMembership(std::move(change), [shared_done](Result<MembershipInfo> r) {
+          (*shared_done)(std::move(r));
+        });
+      },
+      [shared_done](Status s) { (*shared_done)(s); });
+}
+
+void NodeHost::AddMember(MemberRequest request, MembershipCallback done) {
+  if (!peer_listener_) {
+    done(Status::InvalidArgument(
+        "this node has no peer address, so a new member could not reach it: restart it with "
+        "--peer-listen HOST:PORT first"));
+    return;
+  }
+  MembershipChange change;
+  change.kind = request.learner ? MembershipChange::Kind::kAddLearner : MembershipChange::Kind::kAddVoter;
+  change.id = NodeId{request.id};
+  change.address = MemberAddress{std::move(request.peer_address), std::move(request.http_address)};
+  ChangeMembership(std::move(change), std::move(done));
+}
+
+void NodeHost::PromoteMember(uint64_t id, MembershipCallback done) {
+  ChangeMembership(MembershipChange{MembershipChange::Kind::kPromote, NodeId{id}, {}}, std::move(done));
+}
+
+void NodeHost::RemoveMember(uint64_t id, MembershipCallback done) {
+  ChangeMembership(MembershipChange{MembershipChange::Kind::kRemove, NodeId{id}, {}}, std::move(done));
+}
+
 bool NodeHost::Healthy() const { return running_.load(std::memory_order_acquire); }
 
 ServiceStatus NodeHost::NodeStatus() const {
@@ -222,34 +303,29 @@ ServiceStatus NodeHost::NodeStatus() const {
   return status_;
 }
 
+MembershipInfo NodeHost::Members() const {
+  std::lock_guard lock(status_mu_);
+  return membership_;
+}
+
 void NodeHost::Cluster(std::function<void(ClusterInfo)> done) {
   ClusterInfo info;
-  info.cluster_id = options_.cluster_id;
-  info.self = NodeStatus();
-  std::vector<uint64_t> ids = info.self.voters;
-  ids.insert(ids.end(), info.self.learners.begin(), info.self.learners.end());
-  for (const auto& [id, address] : options_.peer_addresses) {
-    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  std::vector<MemberInfo> members;
+  {
+    std::lock_guard lock(status_mu_);
+    info.cluster_id = cluster_id_;
+    info.self = status_;
+    members = membership_.members;
   }
-  std::sort(ids.begin(), ids.end());
   std::vector<size_t> to_fetch;  // indexes into info.members
-  for (uint64_t id : ids) {
-    MemberInfo member;
-    member.id = id;
-    member.voter = std::find(info.self.voters.begin(), info.self.voters.end(), id) !=
-                   info.self.voters.end();
-    if (auto it = options_.peer_addresses.find(id); it != options_.peer_addresses.end()) {
-      member.peer_address = it->second;
-    }
-    if (auto it = options_.http_addresses.find(id); it != options_.http_addresses.end()) {
-      member.http_address = it->second;
-    }
+  for (MemberInfo& member : members) {
+    const uint64_t id = member.id;
     if (id == info.self.id) {
       member.status = info.self;
     } else if (!member.http_address.empty() && options_.fetch_status) {
       to_fetch.push_back(info.members.size());
     } else {
-      member.error = "no HTTP address configured for this member";
+      member.error = "no HTTP address known for this member";
     }
     info.members.push_back(std::move(member));
   }

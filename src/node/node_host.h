@@ -45,7 +45,9 @@ struct NodeHostOptions {
   // Where this node listens for peers; empty: its own entry of
   // peer_addresses. Unused by a one-member cluster.
   std::string peer_listen;
-  // Frames carry it; nodes of other clusters are refused.
+  // Frames carry it; nodes of other clusters are refused. A node that has
+  // recorded one in its data (every node created by this version) uses
+  // that instead.
   uint64_t cluster_id = 0;
   std::chrono::milliseconds tick{50};
   // Requests waiting to enter the loop; more are answered Busy.
@@ -70,6 +72,10 @@ class NodeHost final : public KvService {
   bool Healthy() const override;
   ServiceStatus NodeStatus() const override;
   void Cluster(std::function<void(ClusterInfo)> done) override;
+  MembershipInfo Members() const override;
+  void AddMember(MemberRequest request, MembershipCallback done) override;
+  void PromoteMember(uint64_t id, MembershipCallback done) override;
+  void RemoveMember(uint64_t id, MembershipCallback done) override;
 
   // Answers what is pending with ShuttingDown, stops the loop and the
   // transport, closes the node (checkpoint, WAL and engine closed). Returns
@@ -84,6 +90,10 @@ class NodeHost final : public KvService {
   explicit NodeHost(NodeHostOptions options);
   void Submit(Task task, const std::function<void(Status)>& refuse);
   void Write(Command command, const ServiceWriteOptions& options, WriteCallback done);
+  void ChangeMembership(MembershipChange change, MembershipCallback done);
+  // Fills addresses the member table lacks from the flags (a cluster
+  // created before the table existed).
+  void FillAddresses(MemberInfo* member) const;
   void Loop();
   void Publish();
   uint64_t NowMs() const;
@@ -102,8 +112,12 @@ class NodeHost final : public KvService {
   Status close_status_;
   bool closed_ = false;
 
+  uint64_t cluster_id_ = 0;
+  bool peer_listener_ = false;  // the transport listens: others can reach us
+
   mutable std::mutex status_mu_;
   ServiceStatus status_;
+  MembershipInfo membership_;
 
   // Cluster() requests asking other members on threads of their own. Stop()
   // waits until none runs; shared, since a thread still touches it right

@@ -16,8 +16,11 @@ namespace {
 
 constexpr uint64_t kNoExpiry = std::numeric_limits<uint64_t>::max();
 
-// The one metadata record: applied index and term, and the entry time.
+// Metadata records: applied index and term with the entry time; the
+// cluster id; the member address table (kMemberPrefix + id, big-endian).
 constexpr std::string_view kAppliedKey = "mapplied";
+constexpr std::string_view kClusterKey = "mcluster";
+constexpr std::string_view kMemberPrefix = "mmember";
 
 // Flag bits of a stored user value's envelope.
 constexpr uint8_t kValueHasExpiry = 1u << 0;
@@ -42,6 +45,12 @@ std::string UserKey(std::string_view key) {
   k.reserve(key.size() + 1);
   k.push_back(StateMachine::kUserPrefix);
   k.append(key);
+  return k;
+}
+
+std::string MemberKey(uint64_t id) {
+  std::string k(kMemberPrefix);
+  PutBigEndian64(&k, id);
   return k;
 }
 
@@ -176,6 +185,32 @@ Status StateMachine::Load() {
     }
     if (page.size() < scan.limit) break;
     scan.start = page.back().key + '\0';
+  }
+
+  std::string cluster;
+  s = engine_->Get(kClusterKey, &cluster);
+  if (s.ok()) {
+    std::string_view in = cluster;
+    RKV_RETURN_IF_ERROR(CheckVersion(&in, "cluster record"));
+    if (!GetFixed64(&in, &cluster_id_) || !in.empty()) {
+      return Status::Corruption("state machine: malformed cluster record");
+    }
+  } else if (!s.IsNotFound()) {
+    return s;
+  }
+
+  storage::ScanOptions members;
+  members.prefix = std::string(kMemberPrefix);
+  members.start = members.prefix;
+  members.limit = std::numeric_limits<size_t>::max();  // a handful of records
+  RKV_ASSIGN_OR_RETURN(std::vector<storage::KeyValue> member_records, engine_->Scan(members));
+  for (const storage::KeyValue& kv : member_records) {
+    if (kv.key.size() != kMemberPrefix.size() + 8) {
+      return Status::Corruption("state machine: malformed member key");
+    }
+    const uint64_t id = DecodeBigEndian64(std::string_view(kv.key).substr(kMemberPrefix.size()));
+    RKV_ASSIGN_OR_RETURN(MemberAddress address, DecodeMemberAddress(kv.value));
+    members_[id] = std::move(address);
   }
 
   storage::ScanOptions first_expiry;
@@ -313,6 +348,12 @@ Result<CommandResult> StateMachine::ApplyCommand(const Command& command, uint64_
         }
       }
       return CommandResult{};
+    case Command::Kind::kSetMember:
+      batch->Put(MemberKey(command.member_id), EncodeMemberAddress(command.member));
+      return CommandResult{};
+    case Command::Kind::kRemoveMember:
+      batch->Delete(MemberKey(command.member_id));
+      return CommandResult{};
   }
   return Status::Corruption("command: unknown kind");
 }
@@ -328,6 +369,7 @@ Result<CommandResult> StateMachine::Apply(LogIndex index, Term term, std::string
   uint64_t next_expiry = next_expiry_ms_;
   SessionChanges changes;
   CommandResult result;
+  std::optional<Command> member_change;
 
   if (!data.empty()) {
     RKV_ASSIGN_OR_RETURN(Command command, DecodeCommand(data));
@@ -362,6 +404,9 @@ Result<CommandResult> StateMachine::Apply(LogIndex index, Term term, std::string
 
     if (apply) {
       RKV_ASSIGN_OR_RETURN(result, ApplyCommand(command, now, &batch, &next_expiry));
+      if (command.kind == Command::Kind::kSetMember || command.kind == Command::Kind::kRemoveMember) {
+        member_change = command;
+      }
       if (command.client_id != 0) {
         changes.upsert = true;
         changes.client_id = command.client_id;
@@ -391,6 +436,7 @@ Result<CommandResult> StateMachine::Apply(LogIndex index, Term term, std::string
   // The write is all or nothing; only once it succeeded does memory follow.
   RKV_RETURN_IF_ERROR(engine_->Write(batch));
   CommitSessions(changes);
+  if (member_change) CommitMembers(*member_change);
   next_expiry_ms_ = next_expiry;
   time_ms_.store(now, std::memory_order_release);
   applied_term_.store(term.value(), std::memory_order_release);
@@ -411,6 +457,33 @@ void StateMachine::CommitSessions(const SessionChanges& changes) {
   it->second = changes.session;
   it->second.last_result.duplicate = false;
   by_activity_.emplace(it->second.last_active_ms, changes.client_id);
+}
+
+void StateMachine::CommitMembers(const Command& command) {
+  if (command.kind == Command::Kind::kSetMember) {
+    members_[command.member_id] = command.member;
+  } else {
+    members_.erase(command.member_id);
+  }
+}
+
+Status StateMachine::Seed(uint64_t cluster_id, const std::map<uint64_t, MemberAddress>& members) {
+  if (applied_index() != LogIndex{0}) {
+    return Status::InvalidArgument("state machine: seeding after entries were applied");
+  }
+  storage::WriteBatch batch;
+  std::string cluster(1, static_cast<char>(kFormatVersion));
+  PutFixed64(&cluster, cluster_id);
+  batch.Put(kClusterKey, cluster);
+  for (const auto& [id, address] : members_) {
+    if (members.count(id) == 0) batch.Delete(MemberKey(id));
+  }
+  for (const auto& [id, address] : members) batch.Put(MemberKey(id), EncodeMemberAddress(address));
+  RKV_RETURN_IF_ERROR(engine_->Write(batch));
+  RKV_RETURN_IF_ERROR(engine_->Sync());
+  cluster_id_ = cluster_id;
+  members_ = members;
+  return Status::OK();
 }
 
 Status StateMachine::Checkpoint() {

@@ -158,6 +158,20 @@ class StateMachine {
   std::vector<SessionInfo> sessions() const;
   size_t session_count() const { return sessions_.size(); }
 
+  // The member address table: each member's addresses as the log recorded
+  // them (set by kSetMember, dropped by kRemoveMember), by member id. It
+  // travels in snapshots with the data. Apply thread only.
+  const std::map<uint64_t, MemberAddress>& members() const { return members_; }
+  // The cluster id recorded by Seed; 0 if none was.
+  uint64_t cluster_id() const { return cluster_id_; }
+
+  // Records a new node's cluster id and initial member table, before any
+  // entry is applied (every member of a new cluster seeds the same table,
+  // from the same --initial-cluster; a joining node seeds what the cluster
+  // told it). Synced before it returns. InvalidArgument once an entry has
+  // been applied.
+  Status Seed(uint64_t cluster_id, const std::map<uint64_t, MemberAddress>& members);
+
  private:
   struct Session {
     uint64_t last_sequence = 0;
@@ -187,6 +201,7 @@ class StateMachine {
   // it is absent or expired at `now`.
   Result<std::optional<std::string>> ReadUser(std::string_view key, uint64_t now) const;
   void CommitSessions(const SessionChanges& changes);
+  void CommitMembers(const Command& command);
 
   storage::Engine* const engine_;
   const StateMachineOptions options_;
@@ -199,6 +214,9 @@ class StateMachine {
   // A lower bound of every expiry in the expiry index (UINT64_MAX when it is
   // empty), so entries do not scan the index while nothing can have expired.
   uint64_t next_expiry_ms_ = UINT64_MAX;
+
+  std::map<uint64_t, MemberAddress> members_;
+  uint64_t cluster_id_ = 0;
 
   std::map<uint64_t, Session> sessions_;              // by client id
   std::set<std::pair<uint64_t, uint64_t>> by_activity_;  // (last_active_ms, client id)

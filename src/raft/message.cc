@@ -49,17 +49,18 @@ std::string EncodeConfChange(const ConfChange& change) {
   std::string out;
   out.push_back(static_cast<char>(change.type));
   PutFixed64(&out, change.node_id.value());
+  out.append(change.context);
   return out;
 }
 
 Result<ConfChange> DecodeConfChange(std::string_view data) {
-  if (data.size() != 9) return Status::Corruption("conf change: wrong size");
+  if (data.size() < 9) return Status::Corruption("conf change: truncated");
   const auto type = static_cast<uint8_t>(data[0]);
   if (type < 1 || type > 4) return Status::Corruption("conf change: unknown type");
   data.remove_prefix(1);
   uint64_t id = 0;
   if (!GetFixed64(&data, &id) || id == 0) return Status::Corruption("conf change: bad node id");
-  return ConfChange{static_cast<ConfChangeType>(type), NodeId{id}};
+  return ConfChange{static_cast<ConfChangeType>(type), NodeId{id}, std::string(data)};
 }
 
 namespace {

@@ -84,11 +84,16 @@ enum class ConfChangeType : uint8_t {
 struct ConfChange {
   ConfChangeType type = ConfChangeType::kAddVoter;
   NodeId node_id;
+  // Opaque to the core: carried in the entry for the application (raft-kv
+  // puts the new member's addresses here, so every server learns them when
+  // it applies the change).
+  std::string context;
 
   friend bool operator==(const ConfChange&, const ConfChange&) = default;
 };
 
-// Encoding of a ConfChange inside an entry: type (1 byte) + node id (fixed64).
+// Encoding of a ConfChange inside an entry: type (1 byte) + node id
+// (fixed64) + context (the remaining bytes, possibly none).
 std::string EncodeConfChange(const ConfChange& change);
 Result<ConfChange> DecodeConfChange(std::string_view data);
 

@@ -148,6 +148,12 @@ class TcpTransport final : public Transport {
   // The port bound by Start (useful with port 0); 0 before.
   uint16_t bound_port() const;
 
+  // Replaces TcpTransportOptions::cluster_id (a node learns the id from its
+  // data). REQUIRES: before Start.
+  void SetClusterId(uint64_t cluster_id);
+  // Replaces TcpTransportOptions::listen_address. REQUIRES: before Start.
+  void SetListenAddress(std::string address);
+
   TransportStats stats() const;
 
   void Send(raft::Message m) override;

@@ -175,6 +175,8 @@ class TcpTransport::Impl {
   Status Start();
   void Stop();
   uint16_t bound_port() const { return port_.load(std::memory_order_acquire); }
+  void SetClusterId(uint64_t cluster_id) { options_.cluster_id = cluster_id; }
+  void SetListenAddress(std::string address) { options_.listen_address = std::move(address); }
   TransportStats stats() const;
   void Send(raft::Message m);
   void AddPeer(NodeId id, std::string address);
@@ -830,6 +832,10 @@ TcpTransport::~TcpTransport() = default;
 Status TcpTransport::Start() { return impl_->Start(); }
 void TcpTransport::Stop() { impl_->Stop(); }
 uint16_t TcpTransport::bound_port() const { return impl_->bound_port(); }
+void TcpTransport::SetClusterId(uint64_t cluster_id) { impl_->SetClusterId(cluster_id); }
+void TcpTransport::SetListenAddress(std::string address) {
+  impl_->SetListenAddress(std::move(address));
+}
 TransportStats TcpTransport::stats() const { return impl_->stats(); }
 void TcpTransport::Send(raft::Message m) { impl_->Send(std::move(m)); }
 void TcpTransport::AddPeer(NodeId id, std::string address) {

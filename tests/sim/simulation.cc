@@ -1058,13 +1058,13 @@ void Simulation::ChangeMembership() {
   const Configuration& c = leader->raft->configuration();
   std::vector<ConfChange> choices;
   if (!spares_.empty() && c.learners.size() < 2) {
-    choices.push_back({ConfChangeType::kAddLearner, NodeId{spares_.front()}});
+    choices.push_back({ConfChangeType::kAddLearner, NodeId{spares_.front()}, ""});
   }
-  for (NodeId learner : c.learners) choices.push_back({ConfChangeType::kPromoteLearner, learner});
+  for (NodeId learner : c.learners) choices.push_back({ConfChangeType::kPromoteLearner, learner, ""});
   if (c.voters.size() > 3) {
-    for (NodeId voter : c.voters) choices.push_back({ConfChangeType::kRemoveNode, voter});
+    for (NodeId voter : c.voters) choices.push_back({ConfChangeType::kRemoveNode, voter, ""});
   }
-  for (NodeId learner : c.learners) choices.push_back({ConfChangeType::kRemoveNode, learner});
+  for (NodeId learner : c.learners) choices.push_back({ConfChangeType::kRemoveNode, learner, ""});
   if (choices.empty()) return;
   // Sometimes an impatient operator asks for a second change right after
   // the first; the leader must refuse it until the first is applied.

@@ -20,6 +20,8 @@ constexpr std::string_view kAllowKey = "GET, POST, PUT, DELETE";
 constexpr std::string_view kHealthPath = "/healthz";
 constexpr std::string_view kStatusPath = "/v1/status";
 constexpr std::string_view kClusterPath = "/v1/cluster";
+// Everything below it is a membership route, never a key.
+constexpr std::string_view kMembersPath = "/v1/cluster/members";
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -143,6 +145,22 @@ json::object ClusterJson(const ClusterInfo& info) {
   return out;
 }
 
+json::object MembershipJson(const MembershipInfo& info) {
+  json::object out;
+  out["cluster_id"] = fmt::format("{:016x}", info.cluster_id);
+  json::array members;
+  for (const MemberInfo& m : info.members) {
+    json::object member;
+    member["id"] = m.id;
+    member["voter"] = m.voter;
+    member["peer"] = m.peer_address;
+    member["http"] = m.http_address;
+    members.push_back(std::move(member));
+  }
+  out["members"] = std::move(members);
+  return out;
+}
+
 bool GetU64(const json::object& o, std::string_view key, uint64_t* out) {
   const json::value* v = o.if_contains(key);
   if (v == nullptr) return false;
@@ -222,6 +240,47 @@ HttpResponse StatusToResponse(const Status& status) {
   return ErrorResponse(500, "internal", status.ToString());
 }
 
+namespace {
+
+Result<MemberRequest> ParseMemberRequest(std::string_view body) {
+  boost::system::error_code ec;
+  json::value doc = json::parse(json::string_view(body.data(), body.size()), ec);
+  if (ec) return Status::InvalidArgument("request body is not valid JSON: " + ec.message());
+  const json::object* o = doc.if_object();
+  if (o == nullptr) return Status::InvalidArgument("request body must be a JSON object");
+  MemberRequest request;
+  if (!GetU64(*o, "id", &request.id) || request.id == 0) {
+    return Status::InvalidArgument("\"id\" must be a member id (a number from 1)");
+  }
+  const json::value* peer = o->if_contains("peer");
+  if (peer == nullptr || !peer->is_string() || peer->get_string().empty()) {
+    return Status::InvalidArgument("\"peer\" must be the new member's peer address, HOST:PORT");
+  }
+  request.peer_address = std::string(peer->get_string());
+  if (const json::value* http = o->if_contains("http")) {
+    if (!http->is_string()) return Status::InvalidArgument("\"http\" must be a string, HOST:PORT");
+    request.http_address = std::string(http->get_string());
+  }
+  if (const json::value* learner = o->if_contains("learner")) {
+    if (!learner->is_bool()) return Status::InvalidArgument("\"learner\" must be true or false");
+    request.learner = learner->get_bool();
+  }
+  return request;
+}
+
+// The member id of "/v1/cluster/members/{id}" or ".../{id}/promote", or 0.
+uint64_t ParseMemberId(std::string_view text) {
+  if (text.empty() || text.size() > 19) return 0;
+  uint64_t id = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return 0;
+    id = id * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return id;
+}
+
+}  // namespace
+
 HttpHandler::HttpHandler(KvService* service, HttpLimits limits)
     : service_(service), limits_(limits) {}
 
@@ -258,6 +317,11 @@ void HttpHandler::Handle(HttpRequest request, Callback done) {
       service_->Cluster(
           [done = std::move(done)](ClusterInfo info) { done(JsonResponse(200, ClusterJson(info))); });
     }
+    return;
+  }
+
+  if (path == kMembersPath || path.starts_with(std::string(kMembersPath) + "/")) {
+    HandleMembers(path.substr(kMembersPath.size()), request, std::move(done));
     return;
   }
 
@@ -338,6 +402,77 @@ void HttpHandler::Handle(HttpRequest request, Callback done) {
   request.body.shrink_to_fit();
   service_->Put(std::move(key), std::move(value), options,
                 [done = std::move(done)](Status status) { done(StatusToResponse(status)); });
+}
+
+// path: what follows /v1/cluster/members ("", "/4" or "/4/promote").
+void HttpHandler::HandleMembers(std::string_view path, const HttpRequest& request, Callback done) {
+  const std::string& method = request.method;
+  KvService* service = service_;
+  std::string target = request.target;
+  // A change made elsewhere than on the leader is redirected there (307
+  // keeps the method and body: curl -L, and raft-kv's own clients, follow).
+  auto reply = std::make_shared<Callback>(std::move(done));
+  auto answer = [reply, service, target](Result<MembershipInfo> result) {
+    const Callback& done = *reply;
+    if (result.ok()) {
+      done(JsonResponse(200, MembershipJson(*result)));
+      return;
+    }
+    if (result.status().IsNotLeader()) {
+      const ServiceStatus status = service->NodeStatus();
+      if (!status.leader_http.empty() && status.leader != status.id) {
+        HttpResponse response = ErrorResponse(307, "not_leader", result.status().message());
+        response.headers.emplace_back("Location", "http://" + status.leader_http + target);
+        response.headers.emplace_back("X-Raft-Leader", std::to_string(status.leader));
+        done(std::move(response));
+        return;
+      }
+    }
+    done(StatusToResponse(result.status()));
+  };
+
+  if (path.empty()) {
+    if (method == "GET") {
+      answer(service_->Members());
+    } else if (method == "POST") {
+      if (request.body.size() > limits_.max_body_bytes) {
+        answer(Status::InvalidArgument("request body too large"));
+        return;
+      }
+      Result<MemberRequest> member = ParseMemberRequest(request.body);
+      if (!member.ok()) {
+        answer(member.status());
+        return;
+      }
+      service_->AddMember(std::move(*member), std::move(answer));
+    } else {
+      (*reply)(MethodNotAllowed("GET, POST"));
+    }
+    return;
+  }
+  path.remove_prefix(1);  // the '/'
+  const size_t slash = path.find('/');
+  const uint64_t id = ParseMemberId(path.substr(0, slash));
+  const std::string_view action = slash == std::string_view::npos ? "" : path.substr(slash);
+  if (id == 0 || (!action.empty() && action != "/promote")) {
+    (*reply)(ErrorResponse(404, "not_found",
+                       "no such route; use /v1/cluster/members, /v1/cluster/members/{id} or "
+                       "/v1/cluster/members/{id}/promote"));
+    return;
+  }
+  if (action.empty()) {
+    if (method != "DELETE") {
+      (*reply)(MethodNotAllowed("DELETE"));
+      return;
+    }
+    service_->RemoveMember(id, std::move(answer));
+    return;
+  }
+  if (method != "POST") {
+    (*reply)(MethodNotAllowed("POST"));
+    return;
+  }
+  service_->PromoteMember(id, std::move(answer));
 }
 
 }  // namespace rkv::http

@@ -6,6 +6,11 @@
 //   GET    /healthz   -> 200 {"status":"ok"}
 //   GET    /v1/status -> 200 this node: id, role, leader, term, indexes
 //   GET    /v1/cluster-> 200 members, leader, and each member's status
+//   GET    /v1/cluster/members               -> 200 the members and their addresses
+//   POST   /v1/cluster/members               body {"id","peer","http","learner"}: add
+//   POST   /v1/cluster/members/{id}/promote  learner -> voter
+//   DELETE /v1/cluster/members/{id}          remove
+//   (changes on a follower: 307 to the leader's HTTP address)
 //   GET    /{key}     -> 200 {"value":"..."}   ?consistency=linearizable|lease|stale
 //   POST   /{key}     body {"value":"..."} -> 200 {"success":true}
 //   PUT    /{key}     same as POST
@@ -81,6 +86,8 @@ class HttpHandler {
   const HttpLimits& limits() const { return limits_; }
 
  private:
+  void HandleMembers(std::string_view path, const HttpRequest& request, Callback done);
+
   KvService* service_;
   HttpLimits limits_;
 };

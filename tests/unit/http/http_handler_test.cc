@@ -43,10 +43,30 @@ class FakeService : public KvService {
   bool Healthy() const override { return healthy; }
   ServiceStatus NodeStatus() const override { return status; }
   void Cluster(std::function<void(ClusterInfo)> done) override { done(cluster); }
+  MembershipInfo Members() const override { return membership; }
+  void AddMember(MemberRequest request, MembershipCallback done) override {
+    member_requests.push_back(request);
+    if (!next_error.ok()) return done(next_error);
+    done(membership);
+  }
+  void PromoteMember(uint64_t id, MembershipCallback done) override {
+    promoted.push_back(id);
+    if (!next_error.ok()) return done(next_error);
+    done(membership);
+  }
+  void RemoveMember(uint64_t id, MembershipCallback done) override {
+    removed.push_back(id);
+    if (!next_error.ok()) return done(next_error);
+    done(membership);
+  }
 
   std::map<std::string, std::string> data;
   ServiceStatus status;
   ClusterInfo cluster;
+  MembershipInfo membership;
+  std::vector<MemberRequest> member_requests;
+  std::vector<uint64_t> promoted;
+  std::vector<uint64_t> removed;
   std::vector<std::string> gets;
   ServiceReadOptions last_read;
   ServiceWriteOptions last_write;
@@ -411,6 +431,86 @@ TEST_F(HttpHandlerTest, AsyncCompletionFromAnotherCall) {
   later.pending(Status::OK());
   ASSERT_TRUE(out.has_value());
   EXPECT_EQ(out->status, 200);
+}
+
+TEST_F(HttpHandlerTest, MembersListsTheMembership) {
+  service_.membership.cluster_id = 0xabc;
+  service_.membership.members = {MemberInfo{1, true, "h1:7001", "h1:8001", {}, {}},
+                                 MemberInfo{4, false, "h4:7001", "", {}, {}}};
+  HttpResponse r = Call("GET", "/v1/cluster/members");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(Body(r), json::parse(R"({"cluster_id":"0000000000000abc","members":[)"
+                                 R"({"id":1,"voter":true,"peer":"h1:7001","http":"h1:8001"},)"
+                                 R"({"id":4,"voter":false,"peer":"h4:7001","http":""}]})"));
+  EXPECT_TRUE(service_.data.empty());  // a route, not the key "v1/cluster/members"
+}
+
+TEST_F(HttpHandlerTest, AddMemberParsesTheRequest) {
+  HttpResponse r = Call("POST", "/v1/cluster/members", R"({"id":4,"peer":"h4:7001","http":"h4:8001"})");
+  EXPECT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(service_.member_requests.size(), 1u);
+  EXPECT_EQ(service_.member_requests[0].id, 4u);
+  EXPECT_EQ(service_.member_requests[0].peer_address, "h4:7001");
+  EXPECT_EQ(service_.member_requests[0].http_address, "h4:8001");
+  EXPECT_TRUE(service_.member_requests[0].learner);  // learner unless asked otherwise
+
+  r = Call("POST", "/v1/cluster/members", R"({"id":5,"peer":"h5:7001","learner":false})");
+  EXPECT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(service_.member_requests.size(), 2u);
+  EXPECT_FALSE(service_.member_requests[1].learner);
+  EXPECT_EQ(service_.member_requests[1].http_address, "");
+}
+
+TEST_F(HttpHandlerTest, AddMemberRefusesBadBodies) {
+  for (const char* body : {"", "[]", R"({"peer":"h:1"})", R"({"id":0,"peer":"h:1"})",
+                           R"({"id":-3,"peer":"h:1"})", R"({"id":4})", R"({"id":4,"peer":""})",
+                           R"({"id":4,"peer":"h:1","learner":"yes"})", R"({"id":4,"peer":"h:1","http":7})"}) {
+    HttpResponse r = Call("POST", "/v1/cluster/members", body);
+    EXPECT_EQ(r.status, 400) << body;
+    EXPECT_EQ(ErrorCode(r), "invalid_argument") << body;
+  }
+  EXPECT_TRUE(service_.member_requests.empty());
+}
+
+TEST_F(HttpHandlerTest, PromoteAndRemoveTakeTheIdFromThePath) {
+  EXPECT_EQ(Call("POST", "/v1/cluster/members/4/promote").status, 200);
+  EXPECT_EQ(Call("DELETE", "/v1/cluster/members/7").status, 200);
+  EXPECT_EQ(service_.promoted, std::vector<uint64_t>{4});
+  EXPECT_EQ(service_.removed, std::vector<uint64_t>{7});
+
+  service_.next_error = Status::NotFound("no member 9 in the cluster");
+  HttpResponse r = Call("DELETE", "/v1/cluster/members/9");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(ErrorCode(r), "not_found");
+}
+
+TEST_F(HttpHandlerTest, MemberRoutesRefuseWrongShapes) {
+  EXPECT_EQ(Call("GET", "/v1/cluster/members/4").status, 405);
+  EXPECT_EQ(Call("DELETE", "/v1/cluster/members").status, 405);
+  EXPECT_EQ(Call("GET", "/v1/cluster/members/4/promote").status, 405);
+  EXPECT_EQ(Call("POST", "/v1/cluster/members/x/promote").status, 404);
+  EXPECT_EQ(Call("POST", "/v1/cluster/members/4/demote").status, 404);
+  EXPECT_EQ(Call("DELETE", "/v1/cluster/members/0").status, 404);
+  EXPECT_TRUE(service_.promoted.empty());
+  EXPECT_TRUE(service_.removed.empty());
+  EXPECT_TRUE(service_.data.empty());
+}
+
+TEST_F(HttpHandlerTest, ChangeOnAFollowerIsRedirectedToTheLeader) {
+  service_.status.id = 2;
+  service_.status.leader = 1;
+  service_.status.leader_http = "127.0.0.1:8001";
+  service_.next_error = Status::NotLeader("membership changes go to the leader (node 1)");
+  HttpResponse r = Call("POST", "/v1/cluster/members/4/promote");
+  EXPECT_EQ(r.status, 307);
+  EXPECT_EQ(r.Header("Location"), "http://127.0.0.1:8001/v1/cluster/members/4/promote");
+  EXPECT_EQ(ErrorCode(r), "not_leader");
+
+  // No leader known (or no address for it): try again later.
+  service_.status.leader_http.clear();
+  r = Call("DELETE", "/v1/cluster/members/4");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.Header("Retry-After"), "1");
 }
 
 }  // namespace

@@ -32,6 +32,9 @@ std::vector<Command> Examples() {
                                 {BatchOp::Type::kDelete, "b", {}, 0},
                                 {BatchOp::Type::kPut, "c", std::string(200, 'c'), 99}})
                     .WithSession(4, 4, 4));
+  out.push_back(Command::SetMember(4, MemberAddress{"10.0.0.4:7001", "10.0.0.4:8001"}).WithSession(2, 3, 4));
+  out.push_back(Command::SetMember(~0ull, MemberAddress{"h:1", ""}));
+  out.push_back(Command::RemoveMember(9));
   return out;
 }
 
@@ -160,8 +163,11 @@ TEST(CommandTest, UnknownVersionKindFlagsAndTrailingBytesAreRefused) {
     EXPECT_TRUE(DecodeCommand(b).status().IsCorruption()) << "version " << version;
   }
   std::string kind = bytes;
-  kind[1] = 5;
+  kind[1] = 7;
   EXPECT_TRUE(DecodeCommand(kind).status().IsCorruption());
+  // Member commands name a member.
+  EXPECT_TRUE(DecodeCommand(EncodeCommand(Command::RemoveMember(0))).status().IsCorruption());
+  EXPECT_TRUE(DecodeCommand(EncodeCommand(Command::SetMember(0, {"h:1", ""}))).status().IsCorruption());
   EXPECT_TRUE(DecodeCommand(bytes + "x").status().IsCorruption());
   EXPECT_TRUE(DecodeCommand("").status().IsCorruption());
 
@@ -184,6 +190,20 @@ TEST(CommandTest, HugeBatchCountIsRefusedWithoutAllocating) {
   bytes += "\x02\x01k";
   auto r = DecodeCommand(bytes);
   EXPECT_TRUE(r.status().IsCorruption()) << r.status().ToString();
+}
+
+TEST(MemberAddressTest, RoundTripAndMalformed) {
+  const MemberAddress a{"[::1]:7001", "127.0.0.1:8001"};
+  const std::string bytes = EncodeMemberAddress(a);
+  ASSERT_OK(DecodeMemberAddress(bytes));
+  EXPECT_EQ(*DecodeMemberAddress(bytes), a);
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_TRUE(DecodeMemberAddress(bytes.substr(0, n)).status().IsCorruption()) << n;
+  }
+  EXPECT_TRUE(DecodeMemberAddress(bytes + "x").status().IsCorruption());
+  std::string version = bytes;
+  version[0] = 2;
+  EXPECT_TRUE(DecodeMemberAddress(version).status().IsCorruption());
 }
 
 TEST(CommandResultTest, RoundTripAndMalformed) {

@@ -24,9 +24,18 @@ namespace {
 class QueueTransport final : public transport::Transport {
  public:
   void Send(raft::Message m) override { queue.push_back(std::move(m)); }
-  void AddPeer(NodeId, std::string) override {}
-  void RemovePeer(NodeId) override {}
+  void AddPeer(NodeId id, std::string address) override { peers[id.value()] = std::move(address); }
+  void RemovePeer(NodeId id) override { peers.erase(id.value()); }
   std::deque<raft::Message> queue;
+  std::map<uint64_t, std::string> peers;  // what the node handed over
+};
+
+MemberAddress AddressOf(int id) {
+  return MemberAddress{"n" + std::to_string(id) + ":7000", "n" + std::to_string(id) + ":8000"};
+}
+
+struct MembershipOutcome {
+  std::optional<Result<MembershipInfo>> result;
 };
 
 struct WriteOutcome {
@@ -64,7 +73,40 @@ class NodeClusterTest : public ::testing::Test {
     o.engine.background_merge = false;
     o.compact_every_entries = compact_every_entries_;
     o.random_seed = 1000 + static_cast<uint64_t>(id);
+    o.cluster_id = 77;
+    if (seed_addresses_) {
+      for (int i = 1; i <= kNodes; ++i) o.initial_addresses[static_cast<uint64_t>(i)] = AddressOf(i);
+    }
     return o;
+  }
+
+  // Opens node `id` as a new member joining with what the cluster answered.
+  void OpenJoiner(int id, const MembershipInfo& members) {
+    NodeOptions o = Options(id);
+    o.initial_members = {};
+    o.initial_addresses.clear();
+    for (const MemberInfo& m : members.members) {
+      (m.voter ? o.initial_members.voters : o.initial_members.learners).push_back(NodeId{m.id});
+      o.initial_addresses[m.id] = MemberAddress{m.peer_address, m.http_address};
+    }
+    o.cluster_id = members.cluster_id;
+    auto node = Node::Open(o, &transports_[id]);
+    ASSERT_TRUE(node.ok()) << node.status().ToString();
+    nodes_[id] = std::move(node).value();
+  }
+
+  std::shared_ptr<MembershipOutcome> Change(int at, MembershipChange::Kind kind, int id) {
+    auto out = std::make_shared<MembershipOutcome>();
+    MembershipChange change{kind, NodeId{static_cast<uint64_t>(id)}, AddressOf(id)};
+    node(at).ChangeMembership(change, [out](Result<MembershipInfo> r) { out->result = std::move(r); });
+    return out;
+  }
+
+  // The member table of node `id` as peer addresses.
+  std::map<uint64_t, std::string> Table(int id) {
+    std::map<uint64_t, std::string> out;
+    for (const auto& [member, address] : node(id).state_machine().members()) out[member] = address.peer;
+    return out;
   }
 
   void Open(int id) {
@@ -146,6 +188,7 @@ class NodeClusterTest : public ::testing::Test {
   }
 
   uint64_t compact_every_entries_ = 10'000;
+  bool seed_addresses_ = true;
   MemEnv env_;
   std::map<int, QueueTransport> transports_;
   std::map<int, std::unique_ptr<Node>> nodes_;
@@ -396,6 +439,214 @@ TEST_F(NodeClusterTest, FailedNodeRefusesRequests) {
   ASSERT_TRUE(w->result.has_value());
   EXPECT_TRUE(w->result->status().IsShuttingDown());
   nodes_[leader].reset();
+}
+
+// ---------------------------------------------------------------------------
+// Membership.
+
+std::map<uint64_t, std::string> Peers(std::initializer_list<int> ids) {
+  std::map<uint64_t, std::string> out;
+  for (int id : ids) out[static_cast<uint64_t>(id)] = AddressOf(id).peer;
+  return out;
+}
+
+TEST_F(NodeClusterTest, MemberTableIsSeededAndHandedToTheTransport) {
+  ASSERT_NE(ElectLeader(), 0);
+  for (int id = 1; id <= kNodes; ++id) {
+    EXPECT_EQ(Table(id), Peers({1, 2, 3})) << id;
+    EXPECT_EQ(node(id).cluster_id(), 77u);
+    std::map<uint64_t, std::string> others = Peers({1, 2, 3});
+    others.erase(static_cast<uint64_t>(id));
+    EXPECT_EQ(transports_[id].peers, others) << id;
+  }
+}
+
+TEST_F(NodeClusterTest, AddLearnerPromoteAndRemove) {
+  const int leader = ElectLeader();
+  ASSERT_NE(leader, 0);
+  for (int i = 0; i < 20; ++i) {
+    auto w = Put(leader, "k" + std::to_string(i), "v" + std::to_string(i));
+    ASSERT_TRUE(TickUntil([&] { return w->result.has_value(); }));
+  }
+  const int follower = leader % kNodes + 1;
+  // Only the leader changes the membership.
+  auto refused = Change(follower, MembershipChange::Kind::kAddLearner, 4);
+  ASSERT_TRUE(refused->result.has_value());
+  EXPECT_TRUE(refused->result->status().IsNotLeader());
+
+  auto added = Change(leader, MembershipChange::Kind::kAddLearner, 4);
+  ASSERT_TRUE(TickUntil([&] { return added->result.has_value(); }));
+  ASSERT_TRUE(added->result->ok()) << added->result->status().ToString();
+  const MembershipInfo& joined = **added->result;
+  EXPECT_EQ(joined.cluster_id, 77u);
+  ASSERT_EQ(joined.members.size(), 4u);
+  EXPECT_FALSE(joined.members[3].voter);
+  EXPECT_EQ(joined.members[3].peer_address, AddressOf(4).peer);
+  EXPECT_EQ(joined.members[3].http_address, AddressOf(4).http);
+  // Every member learned the new address from the log.
+  for (int id = 1; id <= kNodes; ++id) {
+    EXPECT_EQ(transports_[id].peers.count(4), 1u) << id;
+    EXPECT_EQ(Table(id), Peers({1, 2, 3, 4})) << id;
+  }
+
+  OpenJoiner(4, joined);
+  ASSERT_TRUE(TickUntil([&] {
+    return node(4).status().applied_index == node(leader).status().commit_index;
+  }));
+  EXPECT_EQ(Table(4), Peers({1, 2, 3, 4}));
+  EXPECT_EQ(*node(4).StaleGet("k19", 0), "v19");
+  EXPECT_EQ(node(4).cluster_id(), 77u);
+
+  // A retry of the same add answers at once; a different address for the
+  // same id is refused.
+  auto again = Change(leader, MembershipChange::Kind::kAddLearner, 4);
+  Settle();
+  ASSERT_TRUE(again->result.has_value());
+  EXPECT_TRUE(again->result->ok());
+  auto other = std::make_shared<MembershipOutcome>();
+  node(leader).ChangeMembership({MembershipChange::Kind::kAddLearner, NodeId{4}, AddressOf(9)},
+                                [other](Result<MembershipInfo> r) { other->result = std::move(r); });
+  Settle();
+  ASSERT_TRUE(other->result.has_value());
+  EXPECT_TRUE(other->result->status().IsInvalidArgument());
+
+  auto promoted = Change(leader, MembershipChange::Kind::kPromote, 4);
+  ASSERT_TRUE(TickUntil([&] { return promoted->result.has_value(); }));
+  ASSERT_TRUE(promoted->result->ok()) << promoted->result->status().ToString();
+  EXPECT_TRUE((*promoted->result)->members[3].voter);
+  ASSERT_TRUE(TickUntil([&] { return node(4).status().configuration.IsVoter(NodeId{4}); }));
+
+  // The new voter takes writes (forwarded) like any member.
+  auto w = Put(4, "from-4", "yes");
+  ASSERT_TRUE(TickUntil([&] { return w->result.has_value(); }));
+  ASSERT_TRUE(w->result->ok());
+
+  const int removed = leader % kNodes + 1;
+  auto gone = Change(leader, MembershipChange::Kind::kRemove, removed);
+  ASSERT_TRUE(TickUntil([&] { return gone->result.has_value(); }));
+  ASSERT_TRUE(gone->result->ok()) << gone->result->status().ToString();
+  EXPECT_EQ((*gone->result)->members.size(), 3u);
+  EXPECT_EQ(transports_[leader].peers.count(static_cast<uint64_t>(removed)), 0u);
+  ASSERT_TRUE(TickUntil([&] { return node(removed).removed(); }));
+  auto refused_write = Put(removed, "x", "y");
+  ASSERT_TRUE(refused_write->result.has_value());
+  EXPECT_FALSE(refused_write->result->ok());
+
+  auto missing = Change(leader, MembershipChange::Kind::kRemove, 9);
+  Settle();
+  ASSERT_TRUE(missing->result.has_value());
+  EXPECT_TRUE(missing->result->status().IsNotFound());
+
+  // The three left commit without the removed one.
+  down_.insert(removed);
+  auto after = Put(4, "after", "removal");
+  ASSERT_TRUE(TickUntil([&] { return after->result.has_value(); }));
+  ASSERT_TRUE(after->result->ok());
+}
+
+TEST_F(NodeClusterTest, RemovingTheLeaderHandsOverToTheOthers) {
+  const int leader = ElectLeader();
+  ASSERT_NE(leader, 0);
+  auto gone = Change(leader, MembershipChange::Kind::kRemove, leader);
+  ASSERT_TRUE(TickUntil([&] { return gone->result.has_value(); }));
+  ASSERT_TRUE(gone->result->ok()) << gone->result->status().ToString();
+  EXPECT_TRUE(node(leader).removed());
+  down_.insert(leader);
+  ASSERT_TRUE(TickUntil([&] { return Leader() != 0; }));
+  const int next = Leader();
+  EXPECT_NE(next, leader);
+  EXPECT_EQ(node(next).status().configuration.voters.size(), 2u);
+  auto w = Put(next, "still", "here");
+  ASSERT_TRUE(TickUntil([&] { return w->result.has_value(); }));
+  ASSERT_TRUE(w->result->ok());
+}
+
+TEST_F(NodeClusterTest, PromotionWaitsForTheLearnerToCatchUp) {
+  const int leader = ElectLeader();
+  ASSERT_NE(leader, 0);
+  auto added = Change(leader, MembershipChange::Kind::kAddLearner, 4);
+  ASSERT_TRUE(TickUntil([&] { return added->result.has_value(); }));
+  ASSERT_TRUE(added->result->ok());
+  // Node 4 is not running: the promotion waits, then says why it failed.
+  auto promoted = Change(leader, MembershipChange::Kind::kPromote, 4);
+  ASSERT_TRUE(TickUntil([&] { return promoted->result.has_value(); }, 400));
+  ASSERT_TRUE(promoted->result->status().IsTimeout());
+  EXPECT_NE(promoted->result->status().message().find("not caught up"), std::string::npos)
+      << promoted->result->status().ToString();
+  EXPECT_TRUE(node(leader).status().configuration.IsLearner(NodeId{4}));
+
+  OpenJoiner(4, **added->result);
+  promoted = Change(leader, MembershipChange::Kind::kPromote, 4);
+  ASSERT_TRUE(TickUntil([&] { return promoted->result.has_value(); }));
+  ASSERT_TRUE(promoted->result->ok()) << promoted->result->status().ToString();
+}
+
+TEST_F(NodeClusterTest, MemberTableTravelsInSnapshotsAndSurvivesRestart) {
+  for (auto& [id, n] : nodes_) ASSERT_TRUE(n->Close().ok());
+  nodes_.clear();
+  compact_every_entries_ = 50;
+  for (int i = 1; i <= kNodes; ++i) Open(i);
+  const int leader = ElectLeader();
+  ASSERT_NE(leader, 0);
+  for (int i = 0; i < 200; ++i) {
+    auto w = Put(leader, "k" + std::to_string(i % 50), "v" + std::to_string(i));
+    ASSERT_TRUE(TickUntil([&] { return w->result.has_value(); }));
+  }
+  ASSERT_GT(node(leader).wal().FirstIndex(), LogIndex{50});
+  auto added = Change(leader, MembershipChange::Kind::kAddLearner, 4);
+  ASSERT_TRUE(TickUntil([&] { return added->result.has_value(); }));
+  ASSERT_TRUE(added->result->ok());
+  // The joiner seeds only itself and the leader: the rest comes with the
+  // snapshot.
+  MembershipInfo partial = **added->result;
+  for (MemberInfo& m : partial.members) {
+    if (m.id != 4 && m.id != static_cast<uint64_t>(leader)) m.peer_address = "stale:1";
+  }
+  OpenJoiner(4, partial);
+  ASSERT_TRUE(TickUntil([&] {
+    return node(4).status().applied_index == node(leader).status().commit_index;
+  }, 400));
+  EXPECT_GT(node(4).wal().FirstIndex(), LogIndex{50});  // installed a snapshot
+  EXPECT_EQ(Table(4), Peers({1, 2, 3, 4}));
+  std::map<uint64_t, std::string> others = Peers({1, 2, 3});
+  EXPECT_EQ(transports_[4].peers, others);
+
+  ASSERT_TRUE(node(4).Close().ok());
+  nodes_[4].reset();
+  transports_[4].peers.clear();
+  auto reopened = Node::Open([&] {
+    NodeOptions o = Options(4);
+    o.initial_addresses.clear();  // a restart is told nothing
+    o.initial_members = {};
+    return o;
+  }(), &transports_[4]);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  nodes_[4] = std::move(reopened).value();
+  EXPECT_EQ(transports_[4].peers, others);
+  EXPECT_EQ(node(4).cluster_id(), 77u);
+}
+
+TEST_F(NodeClusterTest, MembersAnnounceTheirOwnAddresses) {
+  // A cluster created without addresses (as before the member table).
+  for (auto& [id, n] : nodes_) ASSERT_TRUE(n->Close().ok());
+  nodes_.clear();
+  seed_addresses_ = false;
+  for (int id = 1; id <= kNodes; ++id) {
+    NodeOptions o = Options(id);
+    o.data_dir = "/unseeded" + std::to_string(id);
+    o.self_address = AddressOf(id);
+    auto node = Node::Open(o, &transports_[id]);
+    ASSERT_TRUE(node.ok()) << node.status().ToString();
+    nodes_[id] = std::move(node).value();
+  }
+  ASSERT_NE(ElectLeader(), 0);
+  ASSERT_TRUE(TickUntil([&] {
+    for (int id = 1; id <= kNodes; ++id) {
+      if (Table(id) != Peers({1, 2, 3})) return false;
+    }
+    return true;
+  }));
+  EXPECT_EQ(node(1).state_machine().members().at(2).http, AddressOf(2).http);
 }
 
 }  // namespace

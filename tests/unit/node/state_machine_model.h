@@ -152,6 +152,9 @@ class Model {
           }
         }
         return {};
+      case Command::Kind::kSetMember:
+      case Command::Kind::kRemoveMember:
+        return {};  // the member table is not modelled
     }
     return {};
   }

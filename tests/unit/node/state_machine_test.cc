@@ -584,5 +584,35 @@ TEST_F(StateMachineTest, RandomLogMatchesModelAndReplicasAgree) {
   }
 }
 
+TEST_F(StateMachineTest, MemberTableIsSeededChangedAndReloaded) {
+  Replica r(&env_, "/a");
+  EXPECT_TRUE(r.sm()->members().empty());
+  EXPECT_EQ(r.sm()->cluster_id(), 0u);
+  const std::map<uint64_t, MemberAddress> seed = {{1, {"h1:7001", "h1:8001"}}, {2, {"h2:7001", ""}}};
+  ASSERT_OK(r.sm()->Seed(42, seed));
+  EXPECT_EQ(r.sm()->members(), seed);
+  EXPECT_EQ(r.sm()->cluster_id(), 42u);
+  // Seeding again replaces the table (a restart before anything applied).
+  const std::map<uint64_t, MemberAddress> seed2 = {{1, {"h1:7001", "h1:8001"}}};
+  ASSERT_OK(r.sm()->Seed(42, seed2));
+  EXPECT_EQ(r.sm()->members(), seed2);
+
+  EXPECT_TRUE(r.Apply(Command::SetMember(3, {"h3:7001", "h3:8001"})).ok());
+  EXPECT_TRUE(r.Apply(Command::SetMember(1, {"h1:7009", "h1:8001"})).ok());
+  EXPECT_TRUE(r.Apply(Command::RemoveMember(5)).ok());  // absent: nothing to do
+  const std::map<uint64_t, MemberAddress> want = {{1, {"h1:7009", "h1:8001"}}, {3, {"h3:7001", "h3:8001"}}};
+  EXPECT_EQ(r.sm()->members(), want);
+  // Not before an entry: the log owns the table from now on.
+  EXPECT_TRUE(r.sm()->Seed(42, seed).IsInvalidArgument());
+  EXPECT_EQ(r.Get("mmember"), "<absent>");  // no user key sees it
+
+  r.Restart();
+  EXPECT_EQ(r.sm()->members(), want);
+  EXPECT_EQ(r.sm()->cluster_id(), 42u);
+  EXPECT_TRUE(r.Apply(Command::RemoveMember(3)).ok());
+  r.Restart();
+  EXPECT_EQ(r.sm()->members(), (std::map<uint64_t, MemberAddress>{{1, {"h1:7009", "h1:8001"}}}));
+}
+
 }  // namespace
 }  // namespace rkv

@@ -92,11 +92,11 @@ void RunRandomCluster(uint64_t seed) {
       if (!leaders.empty()) {
         RaftNode& leader = net.node(leaders.back());
         const Configuration& c = leader.configuration();
-        ConfChange change{ConfChangeType::kAddLearner, NodeId{6}};
-        if (c.IsLearner(NodeId{6})) change = {ConfChangeType::kPromoteLearner, NodeId{6}};
-        if (c.IsVoter(NodeId{6})) change = {ConfChangeType::kRemoveNode, NodeId{5}};
+        ConfChange change{ConfChangeType::kAddLearner, NodeId{6}, ""};
+        if (c.IsLearner(NodeId{6})) change = {ConfChangeType::kPromoteLearner, NodeId{6}, ""};
+        if (c.IsVoter(NodeId{6})) change = {ConfChangeType::kRemoveNode, NodeId{5}, ""};
         // Finally a learner that never starts (a member that is down).
-        if (!c.IsMember(NodeId{5})) change = {ConfChangeType::kAddLearner, NodeId{9}};
+        if (!c.IsMember(NodeId{5})) change = {ConfChangeType::kAddLearner, NodeId{9}, ""};
         (void)leader.ProposeConfChange(change);
       }
     }

@@ -338,7 +338,7 @@ TEST(RaftTest, Section6_4_1_RestartedServerWithholdsVoteInLeaseMode) {
 // ---------------------------------------------------------------------------
 // Membership changes (§6; dissertation §4.1, single-server changes).
 
-ConfChange Change(ConfChangeType type, uint64_t id) { return ConfChange{type, NodeId{id}}; }
+ConfChange Change(ConfChangeType type, uint64_t id) { return ConfChange{type, NodeId{id}, ""}; }
 
 void ProposeChange(Network& net, uint64_t leader, ConfChange change) {
   net.Stabilize();
@@ -801,6 +801,15 @@ TEST(RaftTest, MalformedMessagesAreRejectedWithStatus) {
   EXPECT_EQ(node.last_index(), LogIndex{1});
   EXPECT_TRUE(DecodeConfChange("junk").status().IsCorruption());
   node.CheckInvariants();
+}
+
+TEST(ConfChangeCodecTest, ContextRoundTrips) {
+  const ConfChange plain{ConfChangeType::kRemoveNode, NodeId{7}, ""};
+  EXPECT_EQ(EncodeConfChange(plain).size(), 9u);
+  EXPECT_EQ(*DecodeConfChange(EncodeConfChange(plain)), plain);
+  const ConfChange with{ConfChangeType::kAddLearner, NodeId{4}, std::string("ctx\0bytes", 9)};
+  EXPECT_EQ(*DecodeConfChange(EncodeConfChange(with)), with);
+  EXPECT_TRUE(DecodeConfChange(EncodeConfChange(with).substr(0, 8)).status().IsCorruption());
 }
 
 // ---------------------------------------------------------------------------
