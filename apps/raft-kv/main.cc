@@ -14,13 +14,21 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
 #include <random>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include "api/http/http_handler.h"
 #include "api/http/http_server.h"
 #include "client/http_client.h"
+#include "client/membership.h"
 #include "common/coding.h"
 #include "common/host_port.h"
 #include "common/logging.h"
@@ -36,6 +44,8 @@ struct Flags {
   std::string initial_cluster;
   std::string cluster_http;
   std::string cluster_token;
+  std::vector<std::string> join;
+  bool learner = false;
   std::string sync = "always";
   uint32_t tick_ms = 50;
   uint32_t election_ticks = 10;
@@ -131,6 +141,85 @@ bool WriteFileAtomically(const std::string& path, const std::string& contents, s
   return true;
 }
 
+// A HOST:PORT other machines can dial: a wildcard host would not do.
+bool Reachable(const std::string& address) {
+  std::string host;
+  uint16_t port = 0;
+  return rkv::SplitHostPort(address, &host, &port) && port != 0 && !host.empty() &&
+         host != "0.0.0.0" && host != "::";
+}
+
+// Asks the cluster at `endpoints` to add this node as a learner; retries
+// while the cluster has no leader or cannot be reached (up to a minute).
+rkv::Result<rkv::client::Membership> Join(const std::vector<std::string>& endpoints, uint64_t id,
+                                           const std::string& peer, const std::string& http) {
+  const std::string body = rkv::client::MemberRequestBody(id, peer, http, /*learner=*/true);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (;;) {
+    rkv::Result<rkv::client::HttpReply> reply = rkv::client::RequestLeader(
+        endpoints, "POST", "/v1/cluster/members", body, std::chrono::seconds(15));
+    if (reply.ok() && reply->status == 200) return rkv::client::ParseMembership(reply->body);
+    rkv::Status why = reply.ok() ? rkv::client::ReplyToStatus(*reply) : reply.status();
+    const bool retry = !reply.ok() || reply->status == 503 || reply->status == 307;
+    if (!retry || std::chrono::steady_clock::now() > deadline) return why;
+    RKV_LOG_INFO("event=join_retry error=\"{}\"", why.ToString());
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
+// After --join: asks the leader to promote this learner until it has (the
+// leader waits until the learner has caught up). Stops with Stop().
+class Promoter {
+ public:
+  Promoter(rkv::NodeHost* host, std::vector<std::string> endpoints, uint64_t id)
+      : host_(host), endpoints_(std::move(endpoints)), id_(id), thread_([this] { Run(); }) {}
+  ~Promoter() { Stop(); }
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Run() {
+    const std::string target = "/v1/cluster/members/" + std::to_string(id_) + "/promote";
+    for (;;) {
+      const rkv::ServiceStatus status = host_->NodeStatus();
+      if (std::find(status.voters.begin(), status.voters.end(), id_) != status.voters.end()) {
+        RKV_LOG_INFO("event=promoted id={}", id_);
+        return;
+      }
+      // The leader first (this node knows it once it has caught up), then
+      // the addresses the node joined through.
+      std::vector<std::string> endpoints;
+      if (!status.leader_http.empty()) endpoints.push_back(status.leader_http);
+      endpoints.insert(endpoints.end(), endpoints_.begin(), endpoints_.end());
+      auto reply = rkv::client::RequestLeader(endpoints, "POST", target, "", std::chrono::seconds(15));
+      if (reply.ok() && reply->status == 200) {
+        RKV_LOG_INFO("event=promoted id={}", id_);
+        return;
+      }
+      {
+        RKV_LOG_INFO("event=promote_retry error=\"{}\"",
+                     (reply.ok() ? rkv::client::ReplyToStatus(*reply) : reply.status()).ToString());
+      }
+      std::unique_lock lock(mu_);
+      if (cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_; })) return;
+    }
+  }
+
+  rkv::NodeHost* host_;
+  std::vector<std::string> endpoints_;
+  uint64_t id_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -148,7 +237,11 @@ int main(int argc, char** argv) {
       "1=127.0.0.1:7081,2=127.0.0.1:7082,3=127.0.0.1:7083\n"
       "  raft-kv --id 2 --data n2 --http 127.0.0.1:8082 --initial-cluster ...same list...\n"
       "  raft-kv --id 3 --data n3 --http 127.0.0.1:8083 --initial-cluster ...same list...\n"
-      "or simply: raft-kv-cli local-cluster --nodes 3"};
+      "or simply: raft-kv-cli local-cluster --nodes 3\n"
+      "\n"
+      "A fourth node for that running cluster (it joins as a learner, catches up, becomes a voter):\n"
+      "  raft-kv --id 4 --data n4 --http 127.0.0.1:8084 --peer-listen 127.0.0.1:7084 "
+      "--join 127.0.0.1:8081"};
   app.set_version_flag("--version", std::string("raft-kv ") + RKV_VERSION);
   app.set_config("--config", "",
                  "Read options from a TOML file: one `name = value` line per long option, "
@@ -170,6 +263,15 @@ int main(int argc, char** argv) {
                  "ID=HOST:PORT,ID=HOST:PORT,... Every member is started with the same list. "
                  "Used to create the cluster; once a node has data, its log knows the members. "
                  "Empty: a one-member cluster of --id");
+  app.add_option("--join", flags.join,
+                 "Join a running cluster: the HTTP address (HOST:PORT) of one or more of its "
+                 "members, comma-separated. The node asks to be added as a learner, starts, "
+                 "catches up, and is then promoted to voter (unless --learner). Needs --id, "
+                 "--peer-listen and --http with addresses the members can reach. Used only "
+                 "while the data directory is empty; afterwards the node knows its cluster")
+      ->delimiter(',');
+  app.add_flag("--learner", flags.learner,
+               "With --join: stay a learner (receives the log and serves reads, never votes)");
   app.add_option("--peer-listen", flags.peer_listen,
                  "HOST:PORT to accept peer connections on; default: this node's address in "
                  "--initial-cluster");
@@ -244,6 +346,40 @@ int main(int argc, char** argv) {
   if (!peers.empty() && peers.count(flags.id) == 0) {
     return Fail("--initial-cluster does not list this node's --id " + std::to_string(flags.id));
   }
+  // This node's addresses as the other members should use them.
+  std::string advertise_peer = flags.peer_listen;
+  if (advertise_peer.empty() && peers.count(flags.id) != 0) advertise_peer = peers[flags.id];
+  std::string advertise_http;
+  if (Reachable(flags.http_address)) advertise_http = flags.http_address;
+  if (http_addresses.count(flags.id) != 0) advertise_http = http_addresses[flags.id];
+
+  // --join matters only for a node that has no Raft log yet.
+  std::error_code fs_error;
+  const bool has_log = std::filesystem::exists(flags.data_dir + "/wal", fs_error);
+  rkv::client::Membership joined;
+  bool joining = false;
+  if (!flags.join.empty() && !has_log) {
+    if (!peers.empty()) {
+      return Fail("give either --join (a new node for a running cluster) or --initial-cluster "
+                  "(the members of a new cluster), not both");
+    }
+    if (!Reachable(advertise_peer)) {
+      return Fail("--join needs --peer-listen HOST:PORT with an address the members can dial "
+                  "(not 0.0.0.0 and not port 0)");
+    }
+    if (advertise_http.empty()) {
+      return Fail("--join needs --http HOST:PORT with an address clients can reach (not "
+                  "0.0.0.0 and not port 0)");
+    }
+    RKV_LOG_INFO("event=joining id={} via={} peer={} http={}", flags.id, flags.join[0],
+                 advertise_peer, advertise_http);
+    auto answer = Join(flags.join, flags.id, advertise_peer, advertise_http);
+    if (!answer.ok()) {
+      return Fail("cannot join the cluster at " + flags.join[0] + ": " + answer.status().ToString());
+    }
+    joined = std::move(*answer);
+    joining = true;
+  }
 
   // Signals are taken synchronously by the main thread (sigwait); every
   // thread started from here on inherits the mask.
@@ -258,11 +394,29 @@ int main(int argc, char** argv) {
   rkv::NodeOptions& node = host_options.node;
   node.id = rkv::NodeId{flags.id};
   node.data_dir = flags.data_dir;
-  if (peers.empty()) {
+  if (joining) {
+    // Start as the member the cluster just made of us, knowing everyone.
+    for (const rkv::client::Member& m : joined.members) {
+      (m.voter ? node.initial_members.voters : node.initial_members.learners)
+          .push_back(rkv::NodeId{m.id});
+      node.initial_addresses[m.id] = rkv::MemberAddress{m.peer, m.http};
+      peers[m.id] = m.peer;
+      if (!m.http.empty()) http_addresses[m.id] = m.http;
+    }
+  } else if (peers.empty()) {
     node.initial_members.voters = {rkv::NodeId{flags.id}};
+    if (!advertise_peer.empty()) {
+      node.initial_addresses[flags.id] = rkv::MemberAddress{advertise_peer, advertise_http};
+    }
   } else {
-    for (const auto& [id, address] : peers) node.initial_members.voters.push_back(rkv::NodeId{id});
+    for (const auto& [id, address] : peers) {
+      node.initial_members.voters.push_back(rkv::NodeId{id});
+      const auto http = http_addresses.find(id);
+      node.initial_addresses[id] =
+          rkv::MemberAddress{address, http != http_addresses.end() ? http->second : ""};
+    }
   }
+  node.self_address = rkv::MemberAddress{advertise_peer, advertise_http};
   node.election_timeout_ticks = flags.election_ticks;
   node.heartbeat_interval_ticks = 1;
   // Requests wait up to 10 s; a lost proposal is retried after an election
@@ -279,7 +433,9 @@ int main(int argc, char** argv) {
   host_options.peer_addresses = peers;
   host_options.http_addresses = http_addresses;
   host_options.peer_listen = flags.peer_listen;
-  host_options.cluster_id = ClusterId(flags.cluster_token, peers);
+  // A joining node takes the cluster's id; a node with data uses the one
+  // it recorded (NodeHost), whatever the flags say now.
+  host_options.cluster_id = joining ? joined.cluster_id : ClusterId(flags.cluster_token, peers);
   host_options.tick = std::chrono::milliseconds(flags.tick_ms);
   host_options.fetch_status = [](const std::string& address) -> rkv::Result<rkv::ServiceStatus> {
     std::string host;
@@ -341,10 +497,21 @@ int main(int argc, char** argv) {
     }
   }
 
+  // A node that joined as a learner asks to become a voter (also after a
+  // restart before that happened).
+  std::unique_ptr<Promoter> promoter;
+  if (!flags.join.empty() && !flags.learner) {
+    const rkv::ServiceStatus status = service->NodeStatus();
+    if (std::find(status.voters.begin(), status.voters.end(), flags.id) == status.voters.end()) {
+      promoter = std::make_unique<Promoter>(service.get(), flags.join, flags.id);
+    }
+  }
+
   int signal_number = 0;
   while (sigwait(&stop_signals, &signal_number) != 0) {
   }
   RKV_LOG_INFO("event=shutdown signal={}", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (promoter) promoter->Stop();
   server.Stop();
   rkv::Status closed = shutdown_node();
   RKV_LOG_INFO("event=stopped clean={}", closed.ok());

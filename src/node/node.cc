@@ -110,8 +110,10 @@ Status Node::OpenStorage() {
   // A new node records its cluster id and member table before its Raft
   // log exists: from the first run that leaves a log on disk, the node can
   // reach the others after a restart without being told their addresses
-  // again.
-  if (state_machine_->applied_index() == LogIndex{0} && !options_.initial_addresses.empty() &&
+  // again (and a restart, told less, does not overwrite them).
+  const bool new_node = !env_->FileExists(options_.data_dir + "/wal");
+  if (new_node && !options_.initial_addresses.empty() &&
+      state_machine_->applied_index() == LogIndex{0} &&
       (state_machine_->members() != options_.initial_addresses ||
        state_machine_->cluster_id() != options_.cluster_id)) {
     RKV_RETURN_IF_ERROR(state_machine_->Seed(options_.cluster_id, options_.initial_addresses));
@@ -303,6 +305,7 @@ void Node::IssueRead(PendingRead read) {
 
 Result<std::string> Node::StaleGet(std::string_view key, uint64_t now_ms) const {
   std::shared_lock lock(engine_mu_);
+  if (!stale_refusal_.ok()) return stale_refusal_;
   return state_machine_->Get(key, now_ms);
 }
 
@@ -494,7 +497,7 @@ void Node::HandleReady(raft::Ready ready) {
     // Removed: nothing will reach this node any more. It refuses requests
     // rather than serve a state that no longer moves.
     removed_ = true;
-    failure_ = Status::ShuttingDown("this node was removed from the cluster");
+    Refuse(Status::ShuttingDown("this node was removed from the cluster"));
     RKV_LOG_WARN("event=removed_from_cluster id={} action=\"stop this process; its data directory "
                  "is no longer part of the cluster\"",
                  options_.id.value());
@@ -772,9 +775,15 @@ void Node::MaybeAnnounce() {
         });
 }
 
+void Node::Refuse(const Status& status) {
+  if (failure_.ok()) failure_ = status;
+  std::unique_lock lock(engine_mu_);
+  if (stale_refusal_.ok()) stale_refusal_ = failure_;
+}
+
 void Node::Fail(const Status& status) {
   if (!failure_.ok()) return;
-  failure_ = status;
+  Refuse(status);
   RKV_LOG_ERROR("event=node_failed error=\"{}\" action=\"refusing requests; restart the node\"",
                 status.ToString());
   AbortAll(status);
@@ -819,7 +828,7 @@ NodeStatus Node::status() const {
 
 Status Node::Close() {
   const bool healthy = failure_.ok();
-  if (healthy) failure_ = Status::ShuttingDown("node is stopping");
+  if (healthy) Refuse(Status::ShuttingDown("node is stopping"));
   AbortAll(failure_);
   Status result;
   if (state_machine_ != nullptr && healthy) {

@@ -79,8 +79,8 @@ struct NodeOptions {
   // Recorded in a new node's state machine before it applies anything
   // (StateMachine::Seed): the cluster id and the addresses of the members
   // it starts with, by id. Every member of a new cluster is given the same;
-  // a joining node, what the cluster told it. Ignored once the node has
-  // applied an entry (the log and snapshots carry the table from then on).
+  // a joining node, what the cluster told it. Ignored once the node has a
+  // Raft log (the log and snapshots carry the table from then on).
   uint64_t cluster_id = 0;
   std::map<uint64_t, MemberAddress> initial_addresses;
   // This node's own addresses. While the member table disagrees (a cluster
@@ -244,6 +244,8 @@ class Node {
   void ApplyEntry(const raft::Entry& entry);
   void ApplyConfChange(const raft::Entry& entry);
   void Fail(const Status& status);
+  // Sets failure_ (if not set yet) and refuses stale reads with it too.
+  void Refuse(const Status& status);
   void AbortAll(const Status& status);
 
   // Snapshots (node_snapshot.cc).
@@ -284,6 +286,9 @@ class Node {
   // engine_ and state_machine_ are replaced when a snapshot is installed;
   // StaleGet reads them from other threads under engine_mu_.
   mutable std::shared_mutex engine_mu_;
+  // Why stale reads are refused (the node failed or was removed); ok while
+  // they are served. Guarded by engine_mu_.
+  Status stale_refusal_;
   std::unique_ptr<storage::Engine> engine_;
   std::unique_ptr<StateMachine> state_machine_;
   std::string engine_path_;

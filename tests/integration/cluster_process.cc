@@ -71,6 +71,7 @@ std::string ClusterProcess::WorkDir(uint64_t id) const {
 std::string ClusterProcess::data_dir(uint64_t id) const { return WorkDir(id) + "/data"; }
 
 std::vector<std::string> ClusterProcess::ArgsFor(uint64_t id) const {
+  if (!members_.at(id).args.empty()) return members_.at(id).args;
   std::string peers;
   std::string https;
   for (const auto& [other, m] : members_) {
@@ -102,6 +103,18 @@ Status ClusterProcess::Start(uint64_t id) {
   Status s = m.process->Start();
   if (!s.ok()) return Status::Aborted("node " + std::to_string(id) + ": " + s.ToString());
   return Status::OK();
+}
+
+Status ClusterProcess::StartJoining(uint64_t id, uint64_t via, std::vector<std::string> extra) {
+  Member& m = members_[id];
+  std::vector<uint16_t> ports = FreePorts(2);
+  m.http_port = ports[0];
+  m.peer_port = ports[1];
+  m.args = {"--id", std::to_string(id), "--http", Address(m.http_port), "--peer-listen",
+            Address(m.peer_port), "--join", Address(members_.at(via).http_port)};
+  m.args.insert(m.args.end(), extra.begin(), extra.end());
+  m.args.insert(m.args.end(), extra_args_.begin(), extra_args_.end());
+  return Start(id);
 }
 
 Status ClusterProcess::StartAll() {

@@ -42,6 +42,10 @@ class ClusterProcess {
   Status StartAll();
   // Starts (or restarts) one member on its ports and data directory.
   Status Start(uint64_t id);
+  // Adds member `id` on fresh ports and starts it with --join through
+  // member `via`'s HTTP address (`extra` and the cluster's extra arguments
+  // follow). Later Start(id) restarts it with the same arguments.
+  Status StartJoining(uint64_t id, uint64_t via, std::vector<std::string> extra = {});
   // SIGKILL and reap.
   void Kill(uint64_t id);
   // SIGKILL to every running member first, then reaps them.
@@ -86,6 +90,7 @@ class ClusterProcess {
     std::unique_ptr<ServerProcess> process;
     bool paused = false;
     int starts = 0;
+    std::vector<std::string> args;  // when set, instead of the initial-cluster arguments
   };
 
   void PickPorts();

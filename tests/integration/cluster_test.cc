@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "client/http_client.h"
+#include "client/membership.h"
 #include "integration/cluster_process.h"
 #include "integration/raw_socket.h"
 #include "integration/server_process.h"
@@ -768,6 +769,124 @@ TEST_F(ClusterTest, StoppedNodeCatchesUpAfterTheLogWasCompacted) {
   ASSERT_OK(PutUntil(*c, "after-catch-up", "yes"));
   EXPECT_EQ(*c->Get("after-catch-up"), "yes");
   EXPECT_EQ(*c->Get(key_of(kKeys - 1)), "value-" + std::to_string(kKeys - 1));
+}
+
+// 8. Membership changes under a write load: a fourth node joins (as a
+// learner, then promoted once caught up), the leader removes itself, and no
+// acknowledged write is lost.
+TEST_F(ClusterTest, JoinAndRemoveTheLeaderUnderLoadLoseNothing) {
+  ASSERT_NO_FATAL_FAILURE(StartCluster());
+  const uint64_t old_leader = leader_;
+  const std::vector<uint64_t> followers = Followers(old_leader);
+
+  AckLog log;
+  Writers writers(*cluster_, followers, /*threads=*/4, /*keys_per_thread=*/25, "m-", &log);
+  ASSERT_TRUE(log.WaitFor(200, 60s));
+
+  ASSERT_OK(cluster_->StartJoining(4, followers[0]));
+  const auto until = Clock::now() + 30s;
+  Result<ServiceStatus> s4 = cluster_->NodeStatus(4);
+  auto is_voter = [](const Result<ServiceStatus>& s) {
+    return s.ok() && std::find(s->voters.begin(), s->voters.end(), 4u) != s->voters.end();
+  };
+  while (!is_voter(s4) && Clock::now() < until) {
+    std::this_thread::sleep_for(kPollInterval);
+    s4 = cluster_->NodeStatus(4);
+  }
+  ASSERT_TRUE(is_voter(s4)) << "node 4 was not promoted within 30 s";
+  uint64_t acks_before = 0;
+  {
+    std::lock_guard lock(log.mu);
+    acks_before = log.acks;
+  }
+  ASSERT_TRUE(log.WaitFor(acks_before + 100, 30s)) << "writes stalled while node 4 joined";
+
+  // Remove the leader through a follower: the follower redirects to it.
+  const std::string target = "/v1/cluster/members/" + std::to_string(old_leader);
+  Result<HttpReply> removed = client::RequestLeader(
+      {"127.0.0.1:" + std::to_string(cluster_->http_port(followers[1]))}, "DELETE", target, "", 15s);
+  ASSERT_OK(removed);
+  ASSERT_EQ(removed->status, 200) << removed->body;
+  Result<client::Membership> after = client::ParseMembership(removed->body);
+  ASSERT_OK(after);
+  std::set<uint64_t> ids;
+  for (const client::Member& m : after->members) {
+    ids.insert(m.id);
+    EXPECT_TRUE(m.voter) << m.id;
+  }
+  EXPECT_EQ(ids, (std::set<uint64_t>{followers[0], followers[1], 4}));
+
+  // The others elect a leader among themselves and writes go on.
+  Result<uint64_t> next = cluster_->WaitForLeader(kLeaderDeadline, {followers[0], followers[1], 4});
+  ASSERT_OK(next);
+  EXPECT_NE(*next, old_leader);
+  {
+    std::lock_guard lock(log.mu);
+    acks_before = log.acks;
+  }
+  ASSERT_TRUE(log.WaitFor(acks_before + 100, 30s)) << "writes stalled after the removal";
+  writers.Join();
+
+  // The removed node refuses requests rather than serve a state that no
+  // longer moves.
+  auto gone = cluster_->Client(old_leader);
+  EXPECT_FALSE(gone->Get("m-0-0", "stale").ok());
+  EXPECT_NE(cluster_->Logs(old_leader).find("event=removed_from_cluster"), std::string::npos);
+
+  std::map<std::string, int64_t> acked;
+  {
+    std::lock_guard lock(log.mu);
+    acked = log.acked;
+  }
+  auto reader = cluster_->Client(4);
+  for (const auto& [key, sequence] : acked) {
+    auto got = reader->Get(key, "linearizable");
+    ASSERT_OK(got);
+    EXPECT_GE(SequenceOf(*got), sequence) << key;
+  }
+
+  // Node 4 restarts from its own data (its --join is not asked again) and
+  // still reaches the others.
+  ASSERT_EQ(cluster_->Stop(4), std::optional<int>(0));
+  ASSERT_OK(cluster_->Start(4));
+  next = cluster_->WaitForLeader(kLeaderDeadline, {followers[0], followers[1], 4});
+  ASSERT_OK(next);
+  Result<ServiceStatus> leader_status = cluster_->NodeStatus(*next);
+  ASSERT_OK(leader_status);
+  ASSERT_OK(cluster_->WaitForApplied(4, leader_status->commit_index, 30s));
+  const std::string logs = cluster_->Logs(4);
+  EXPECT_EQ(logs.find("event=joining"), logs.rfind("event=joining")) << "joined twice";
+}
+
+// 9. A join that cannot work is refused before anything is created.
+TEST(ClusterStartupTest, BadJoinExitsNonZero) {
+  TempDir dir;
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"--id", "4", "--join", "127.0.0.1:1", "--http", "127.0.0.1:7004"},
+       "--join needs --peer-listen HOST:PORT"},
+      {{"--id", "4", "--join", "127.0.0.1:1", "--peer-listen", "0.0.0.0:7104"},
+       "--join needs --peer-listen HOST:PORT"},
+      {{"--id", "4", "--join", "127.0.0.1:1", "--peer-listen", "127.0.0.1:7104", "--http",
+        "127.0.0.1:0"},
+       "--join needs --http HOST:PORT"},
+      {{"--id", "4", "--join", "127.0.0.1:1", "--initial-cluster", "4=127.0.0.1:7104"},
+       "give either --join"},
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    const std::string data = dir.Join("data" + std::to_string(n++));
+    ServerProcess server(dir.path(), data, c.args);
+    std::optional<int> code = server.RunToExit();
+    ASSERT_TRUE(code.has_value()) << "still running: " << c.message;
+    EXPECT_GT(*code, 0) << c.message;
+    EXPECT_NE(server.Log().find("raft-kv: error: " + c.message), std::string::npos)
+        << c.message << ": " << server.Log();
+    EXPECT_FALSE(std::filesystem::exists(data)) << "a refused start created " << data;
+  }
 }
 
 // 7. A member list that does not fit is refused before anything starts.

@@ -95,6 +95,7 @@ json::object StatusJson(const ServiceStatus& s) {
   out["id"] = s.id;
   out["role"] = s.role;
   out["leader"] = s.leader;
+  if (!s.leader_http.empty()) out["leader_http"] = s.leader_http;
   out["term"] = s.term;
   out["commit_index"] = s.commit_index;
   out["applied_index"] = s.applied_index;
@@ -193,6 +194,20 @@ Result<ServiceStatus> ParseServiceStatus(std::string_view body) {
   s.role = std::string(role->get_string());
   (void)GetU64(*o, "first_index", &s.first_index);
   (void)GetU64(*o, "last_index", &s.last_index);
+  if (const json::value* lh = o->if_contains("leader_http"); lh != nullptr && lh->is_string()) {
+    s.leader_http = std::string(lh->get_string());
+  }
+  for (auto [field, ids] : {std::pair{"voters", &s.voters}, std::pair{"learners", &s.learners}}) {
+    const json::value* list = o->if_contains(field);
+    if (list == nullptr) continue;
+    if (!list->is_array()) return Status::InvalidArgument("status has a malformed member list");
+    for (const json::value& v : list->get_array()) {
+      if (!v.is_uint64() && !(v.is_int64() && v.get_int64() > 0)) {
+        return Status::InvalidArgument("status has a malformed member id");
+      }
+      ids->push_back(v.is_uint64() ? v.get_uint64() : static_cast<uint64_t>(v.get_int64()));
+    }
+  }
   return s;
 }
 
@@ -413,9 +428,9 @@ void HttpHandler::HandleMembers(std::string_view path, const HttpRequest& reques
   // keeps the method and body: curl -L, and raft-kv's own clients, follow).
   auto reply = std::make_shared<Callback>(std::move(done));
   auto answer = [reply, service, target](Result<MembershipInfo> result) {
-    const Callback& done = *reply;
+    const Callback& send = *reply;
     if (result.ok()) {
-      done(JsonResponse(200, MembershipJson(*result)));
+      send(JsonResponse(200, MembershipJson(*result)));
       return;
     }
     if (result.status().IsNotLeader()) {
@@ -424,11 +439,11 @@ void HttpHandler::HandleMembers(std::string_view path, const HttpRequest& reques
         HttpResponse response = ErrorResponse(307, "not_leader", result.status().message());
         response.headers.emplace_back("Location", "http://" + status.leader_http + target);
         response.headers.emplace_back("X-Raft-Leader", std::to_string(status.leader));
-        done(std::move(response));
+        send(std::move(response));
         return;
       }
     }
-    done(StatusToResponse(result.status()));
+    send(StatusToResponse(result.status()));
   };
 
   if (path.empty()) {

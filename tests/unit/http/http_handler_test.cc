@@ -349,6 +349,8 @@ TEST_F(HttpHandlerTest, StatusRoundTripsThroughItsJson) {
   service_.status.commit_index = 41;
   service_.status.applied_index = 40;
   service_.status.voters = {1, 2, 3};
+  service_.status.learners = {4};
+  service_.status.leader_http = "127.0.0.1:8003";
   HttpResponse r = Call("GET", "/v1/status");
   ASSERT_EQ(r.status, 200) << r.body;
   Result<ServiceStatus> parsed = ParseServiceStatus(r.body);
@@ -359,7 +361,12 @@ TEST_F(HttpHandlerTest, StatusRoundTripsThroughItsJson) {
   EXPECT_EQ(parsed->term, 7u);
   EXPECT_EQ(parsed->commit_index, 41u);
   EXPECT_EQ(parsed->applied_index, 40u);
-  EXPECT_EQ(Body(r).at("voters").as_array().size(), 3u);
+  EXPECT_EQ(parsed->voters, (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(parsed->learners, std::vector<uint64_t>{4});
+  EXPECT_EQ(parsed->leader_http, "127.0.0.1:8003");
+  EXPECT_FALSE(ParseServiceStatus(R"({"id":1,"role":"leader","leader":1,"term":1,"commit_index":1,)"
+                                  R"("applied_index":1,"voters":[0]})")
+                   .ok());
   EXPECT_EQ(Call("POST", "/v1/status", PutBody("x")).status, 405);
   EXPECT_FALSE(ParseServiceStatus("{\"id\":1}").ok());
   EXPECT_FALSE(ParseServiceStatus("not json").ok());
