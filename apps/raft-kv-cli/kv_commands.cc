@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "client/http_client.h"
+#include "client/membership.h"
 #include "common/host_port.h"
 #include "json_render.h"
 
@@ -226,6 +227,67 @@ int RunShow(const RequestOptions& options, const std::string& path, bool raw_jso
   }
   const std::string text = RenderJson(doc);
   std::fwrite(text.data(), 1, text.size(), stdout);
+  return kExitOk;
+}
+
+namespace {
+
+void PrintMembers(const client::Membership& m) {
+  std::printf("cluster %016llx\n", static_cast<unsigned long long>(m.cluster_id));
+  std::printf("%-6s %-8s %-24s %s\n", "ID", "ROLE", "PEER", "HTTP");
+  for (const client::Member& member : m.members) {
+    std::printf("%-6llu %-8s %-24s %s\n", static_cast<unsigned long long>(member.id),
+                member.voter ? "voter" : "learner", member.peer.c_str(),
+                member.http.empty() ? "-" : member.http.c_str());
+  }
+}
+
+}  // namespace
+
+int RunMember(const RequestOptions& options, const MemberCommand& command, bool raw_json) {
+  std::string method = "GET";
+  std::string target = "/v1/cluster/members";
+  std::string body;
+  if (command.action == "add") {
+    if (command.id == 0) return Fail("member ids start at 1");
+    method = "POST";
+    body = client::MemberRequestBody(command.id, command.peer, command.http, !command.voter);
+  } else if (command.action == "promote") {
+    method = "POST";
+    target += "/" + std::to_string(command.id) + "/promote";
+  } else if (command.action == "remove") {
+    method = "DELETE";
+    target += "/" + std::to_string(command.id);
+  }
+  // Retried while there is no leader or the node cannot be reached. A
+  // change repeated after its reply was lost is answered at once (add,
+  // promote) or with "no member" (remove).
+  Result<HttpReply> reply = Status::IOError("no attempt made");
+  auto backoff = std::chrono::milliseconds(kFirstBackoff);
+  for (int attempt = 1; attempt <= std::max(1, options.max_attempts); ++attempt) {
+    reply = client::RequestLeader({Describe(options.endpoint)}, method, target, body, options.timeout);
+    if (reply.ok() && reply->status != 503) break;
+    if (attempt == options.max_attempts) break;
+    auto delay = backoff;
+    if (reply.ok()) delay = std::max(delay, RetryAfter(*reply));
+    std::this_thread::sleep_for(delay);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(kMaxBackoff));
+  }
+  if (!reply.ok()) return Fail(reply.status().message());
+  if (reply->status != 200) {
+    std::string why = ReplyError(*reply);
+    if (reply->status == 404 && command.action == "list") {
+      why = Describe(options.endpoint) + " does not serve " + target;
+    }
+    return Fail(why);
+  }
+  if (raw_json) {
+    PrintLine(reply->body);
+    return kExitOk;
+  }
+  Result<client::Membership> members = client::ParseMembership(reply->body);
+  if (!members.ok()) return Fail("malformed reply: " + members.status().message());
+  PrintMembers(*members);
   return kExitOk;
 }
 

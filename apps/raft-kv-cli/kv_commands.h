@@ -48,6 +48,18 @@ int RunDelete(const RequestOptions& options, const std::string& key);
 // JSON with `raw_json`.
 int RunShow(const RequestOptions& options, const std::string& path, bool raw_json);
 
+// member list | add | promote | remove.
+struct MemberCommand {
+  std::string action;  // "list", "add", "promote", "remove"
+  uint64_t id = 0;
+  std::string peer;   // add
+  std::string http;   // add; may be empty
+  bool voter = false;  // add: as a voter at once instead of a learner
+};
+// Lists the members, or changes the membership through the leader (a
+// follower's redirect is followed) and prints the members after the change.
+int RunMember(const RequestOptions& options, const MemberCommand& command, bool raw_json);
+
 // Prints "raft-kv-cli: error: <message>" on stderr; returns kExitError.
 int Fail(std::string_view message);
 

@@ -28,6 +28,8 @@ constexpr char kFooter[] = R"(Examples:
   raft-kv-cli cluster                            members, their addresses, who leads
   raft-kv-cli -e 127.0.0.1:7002 status           one node's own state
   raft-kv-cli local-cluster --nodes 3            3 nodes on 127.0.0.1:7001-7003 until Ctrl-C
+  raft-kv-cli member list                        the members, their roles and addresses
+  raft-kv-cli member remove 3                    take member 3 out of the cluster
 
 Exit codes: 0 ok, 1 not found (get), 2 any other error (one line on stderr).
 Writes carry an Idempotency-Key; a write whose connection failed, or that got
@@ -107,6 +109,33 @@ int main(int argc, char** argv) {
                 "  raft-kv-cli -e 127.0.0.1:7002 status");
   status->add_flag("--json", raw_json, "Print the server's JSON as it is");
 
+  rkv::cli::MemberCommand member_command;
+  CLI::App* member = app.add_subcommand(
+      "member", "List or change the members of the cluster (changes go to the leader).\n"
+                "A new node normally adds itself: raft-kv --join (see raft-kv --help).");
+  member->require_subcommand(1);
+  member->add_flag("--json", raw_json, "Print the server's JSON as it is");
+  CLI::App* member_list = member->add_subcommand("list", "The members, their roles and addresses");
+  CLI::App* member_add = member->add_subcommand(
+      "add", "Add member ID, reached by its peers at PEER, as a learner. Then start its\n"
+             "raft-kv with --id ID --peer-listen PEER --join (it finds itself added).\n"
+             "  raft-kv-cli member add 4 127.0.0.1:7104 --http 127.0.0.1:7004");
+  member_add->add_option("ID", member_command.id, "The new member's id")->required();
+  member_add->add_option("PEER", member_command.peer, "Its peer address, HOST:PORT")->required();
+  member_add->add_option("--http", member_command.http, "Its HTTP address, HOST:PORT");
+  member_add->add_flag("--voter", member_command.voter,
+                       "Add it as a voter at once (it counts toward every commit while it "
+                       "catches up; a learner first is safer)");
+  CLI::App* member_promote = member->add_subcommand(
+      "promote", "Make learner ID a voter; the leader waits until it has caught up.\n"
+                 "  raft-kv-cli member promote 4");
+  member_promote->add_option("ID", member_command.id, "The learner's id")->required();
+  CLI::App* member_remove = member->add_subcommand(
+      "remove", "Take member ID out of the cluster (the leader too: the others elect\n"
+                "a new one). The removed node stops serving; stop its process.\n"
+                "  raft-kv-cli member remove 3");
+  member_remove->add_option("ID", member_command.id, "The member's id")->required();
+
   rkv::cli::LocalClusterOptions local;
   CLI::App* local_cluster = app.add_subcommand(
       "local-cluster",
@@ -153,5 +182,11 @@ int main(int argc, char** argv) {
   if (del->parsed()) return rkv::cli::RunDelete(options, key);
   if (cluster->parsed()) return rkv::cli::RunShow(options, "/v1/cluster", raw_json);
   if (status->parsed()) return rkv::cli::RunShow(options, "/v1/status", raw_json);
+  if (member->parsed()) {
+    for (CLI::App* sub : {member_list, member_add, member_promote, member_remove}) {
+      if (sub->parsed()) member_command.action = sub->get_name();
+    }
+    return rkv::cli::RunMember(options, member_command, raw_json);
+  }
   return rkv::cli::Fail("no subcommand (see raft-kv-cli --help)");
 }

@@ -55,6 +55,16 @@ uint64_t IdempotencyClientId(std::string_view key) {
   return h | kIdempotencyBit;
 }
 
+std::string_view ChangeName(MembershipChange::Kind kind) {
+  switch (kind) {
+    case MembershipChange::Kind::kAddLearner: return "add_learner";
+    case MembershipChange::Kind::kAddVoter: return "add_voter";
+    case MembershipChange::Kind::kPromote: return "promote";
+    case MembershipChange::Kind::kRemove: return "remove";
+  }
+  return "unknown";
+}
+
 std::string IdList(const std::vector<NodeId>& ids) {
   std::string out;
   for (NodeId id : ids) {
@@ -612,7 +622,7 @@ void Node::FinishChange(Result<MembershipInfo> result) {
   PendingChange c = std::move(changes_.front());
   changes_.pop_front();
   if (result.ok()) {
-    RKV_LOG_INFO("event=membership_change_done kind={} member={}", static_cast<int>(c.change.kind),
+    RKV_LOG_INFO("event=membership_change_done kind={} member={}", ChangeName(c.change.kind),
                  c.change.id.value());
   }
   c.done(std::move(result));
@@ -700,7 +710,7 @@ void Node::AdvanceMembership() {
       continue;
     }
     RKV_LOG_INFO("event=membership_change_proposed kind={} member={} index={}",
-                 static_cast<int>(c.change.kind), id.value(), index->value());
+                 ChangeName(c.change.kind), id.value(), index->value());
     c.index = *index;
     c.term = raft_->current_term();
     return;

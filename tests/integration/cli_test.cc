@@ -602,10 +602,67 @@ TEST_F(CliServerTest, BadInputExitsTwoWithOneLineOnStderr) {
   EXPECT_EQ(Cli({"get", "k"}).exit_code, 1);
 }
 
+// A one-member cluster that can grow: it listens for peers.
+TEST(CliMemberTest, ListAddRemoveOnAOneMemberCluster) {
+  TempDir dir;
+  const std::vector<uint16_t> ports = FreePorts(1);
+  ServerProcess server(dir.path(), dir.Join("data"),
+                       {"--peer-listen", "127.0.0.1:" + std::to_string(ports[0])});
+  ASSERT_OK(server.Start());
+  const std::string endpoint = server.host() + ":" + std::to_string(server.port());
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--endpoint", endpoint});
+    return RunCli(args);
+  };
+
+  // The node announces its own peer address; poll until the table has it.
+  CliRun list;
+  for (int i = 0; i < 500; ++i) {
+    list = cli({"member", "list"});
+    if (list.out.find("127.0.0.1:" + std::to_string(ports[0])) != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_NE(list.out.find("ID     ROLE"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("1      voter    127.0.0.1:" + std::to_string(ports[0])), std::string::npos)
+      << list.out;
+
+  // A learner that never starts: the one voter still commits alone.
+  CliRun add = cli({"member", "add", "2", "127.0.0.1:1", "--http", "127.0.0.1:2"});
+  EXPECT_EQ(add.exit_code, 0) << add.err;
+  EXPECT_NE(add.out.find("2      learner  127.0.0.1:1"), std::string::npos) << add.out;
+  CliRun json = cli({"member", "list", "--json"});
+  EXPECT_NE(json.out.find(R"({"id":2,"voter":false,"peer":"127.0.0.1:1","http":"127.0.0.1:2"})"),
+            std::string::npos)
+      << json.out;
+  EXPECT_EQ(cli({"put", "still", "writable"}).exit_code, 0);
+
+  // The same id at another address is refused; removing works once.
+  CliRun clash = cli({"member", "add", "2", "127.0.0.1:3"});
+  EXPECT_EQ(clash.exit_code, 2);
+  EXPECT_NE(clash.err.find("member 2 already exists"), std::string::npos) << clash.err;
+  CliRun remove = cli({"member", "remove", "2"});
+  EXPECT_EQ(remove.exit_code, 0) << remove.err;
+  EXPECT_EQ(remove.out.find("learner"), std::string::npos) << remove.out;
+  CliRun again = cli({"member", "remove", "2"});
+  EXPECT_EQ(again.exit_code, 2);
+  EXPECT_NE(again.err.find("no member 2"), std::string::npos) << again.err;
+}
+
+TEST(CliMemberTest, ANodeWithoutAPeerAddressCannotGrow) {
+  TempDir dir;
+  ServerProcess server(dir.path(), dir.Join("data"));
+  ASSERT_OK(server.Start());
+  CliRun add = RunCli({"--endpoint", server.host() + ":" + std::to_string(server.port()), "member",
+                       "add", "2", "127.0.0.1:1"});
+  EXPECT_EQ(add.exit_code, 2);
+  EXPECT_NE(add.err.find("--peer-listen"), std::string::npos) << add.err;
+}
+
 TEST(CliHelpTest, HelpNamesEverySubcommandWithAnExample) {
   CliRun help = RunCli({"--help"});
   EXPECT_EQ(help.exit_code, 0);
-  for (const char* text : {"get", "put", "delete", "cluster", "status", "local-cluster",
+  for (const char* text : {"get", "put", "delete", "cluster", "status", "local-cluster", "member",
                            "raft-kv-cli put hello world", "raft-kv-cli local-cluster --nodes 3",
                            "RAFT_KV_ENDPOINT", "Exit codes"}) {
     EXPECT_NE(help.out.find(text), std::string::npos) << text;
