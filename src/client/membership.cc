@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/host_port.h"
+#include "common/json_fields.h"
 
 namespace rkv::client {
 
@@ -12,19 +13,7 @@ namespace json = boost::json;
 
 namespace {
 
-bool GetU64(const json::object& o, std::string_view key, uint64_t* out) {
-  const json::value* v = o.if_contains(key);
-  if (v == nullptr) return false;
-  if (const auto* u = v->if_uint64()) {
-    *out = *u;
-    return true;
-  }
-  if (const auto* i = v->if_int64(); i != nullptr && *i >= 0) {
-    *out = static_cast<uint64_t>(*i);
-    return true;
-  }
-  return false;
-}
+using json_fields::GetU64;
 
 bool GetString(const json::object& o, std::string_view key, std::string* out) {
   const json::value* v = o.if_contains(key);

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <utility>
 
+#include "common/json_fields.h"
+
 namespace rkv::http {
 namespace {
 
@@ -162,19 +164,7 @@ json::object MembershipJson(const MembershipInfo& info) {
   return out;
 }
 
-bool GetU64(const json::object& o, std::string_view key, uint64_t* out) {
-  const json::value* v = o.if_contains(key);
-  if (v == nullptr) return false;
-  if (const auto* u = v->if_uint64()) {
-    *out = *u;
-    return true;
-  }
-  if (const auto* i = v->if_int64(); i != nullptr && *i >= 0) {
-    *out = static_cast<uint64_t>(*i);
-    return true;
-  }
-  return false;
-}
+using json_fields::GetU64;
 
 }  // namespace
 

@@ -117,6 +117,14 @@ class NodeClusterTest : public ::testing::Test {
 
   Node& node(int id) { return *nodes_.at(id); }
 
+  // Closes every node and opens it again, compacting every `entries`.
+  void ReopenAllCompactingEvery(uint64_t entries) {
+    for (auto& [id, n] : nodes_) ASSERT_TRUE(n->Close().ok());
+    nodes_.clear();
+    compact_every_entries_ = entries;
+    for (int i = 1; i <= kNodes; ++i) Open(i);
+  }
+
   // Delivers queued messages (except those `drop` refuses) and processes
   // every node until nothing moves.
   void Settle(const std::function<bool(const raft::Message&)>& drop = nullptr) {
@@ -176,6 +184,16 @@ class NodeClusterTest : public ::testing::Test {
     auto out = std::make_shared<ReadOutcome>();
     node(id).Read(std::move(key), c, [out](Result<std::string> r) { out->result = std::move(r); });
     return out;
+  }
+
+  // Writes "k<i>" = "v<i>" for i in [from, to) through node `at`, one at a
+  // time, each acknowledged.
+  void PutKeys(int at, int from, int to) {
+    for (int i = from; i < to; ++i) {
+      auto w = Put(at, "k" + std::to_string(i), "v" + std::to_string(i));
+      ASSERT_TRUE(TickUntil([&] { return w->result.has_value(); }));
+      ASSERT_TRUE(w->result->ok()) << w->result->status().ToString();
+    }
   }
 
   // Ticks until `done` holds (at most `ticks`).
@@ -345,10 +363,7 @@ TEST_F(NodeClusterTest, WriteWithoutQuorumTimesOut) {
 TEST_F(NodeClusterTest, RestartReplaysTheLog) {
   const int leader = ElectLeader();
   ASSERT_NE(leader, 0);
-  for (int i = 0; i < 20; ++i) {
-    auto w = Put(leader, "k" + std::to_string(i), "v" + std::to_string(i));
-    ASSERT_TRUE(TickUntil([&] { return w->result.has_value(); }));
-  }
+  ASSERT_NO_FATAL_FAILURE(PutKeys(leader, 0, 20));
   const int follower = leader % kNodes + 1;
   ASSERT_TRUE(node(follower).Close().ok());
   nodes_[follower].reset();
@@ -370,11 +385,7 @@ TEST_F(NodeClusterTest, RestartReplaysTheLog) {
 }
 
 TEST_F(NodeClusterTest, LaggingFollowerCatchesUpBySnapshot) {
-  // Reopen every node with frequent compaction.
-  for (auto& [id, n] : nodes_) ASSERT_TRUE(n->Close().ok());
-  nodes_.clear();
-  compact_every_entries_ = 50;
-  for (int i = 1; i <= kNodes; ++i) Open(i);
+  ASSERT_NO_FATAL_FAILURE(ReopenAllCompactingEvery(50));
   const int leader = ElectLeader();
   ASSERT_NE(leader, 0);
   const int follower = leader % kNodes + 1;
@@ -464,10 +475,7 @@ TEST_F(NodeClusterTest, MemberTableIsSeededAndHandedToTheTransport) {
 TEST_F(NodeClusterTest, AddLearnerPromoteAndRemove) {
   const int leader = ElectLeader();
   ASSERT_NE(leader, 0);
-  for (int i = 0; i < 20; ++i) {
-    auto w = Put(leader, "k" + std::to_string(i), "v" + std::to_string(i));
-    ASSERT_TRUE(TickUntil([&] { return w->result.has_value(); }));
-  }
+  ASSERT_NO_FATAL_FAILURE(PutKeys(leader, 0, 20));
   const int follower = leader % kNodes + 1;
   // Only the leader changes the membership.
   auto refused = Change(follower, MembershipChange::Kind::kAddLearner, 4);
@@ -582,10 +590,7 @@ TEST_F(NodeClusterTest, PromotionWaitsForTheLearnerToCatchUp) {
 }
 
 TEST_F(NodeClusterTest, MemberTableTravelsInSnapshotsAndSurvivesRestart) {
-  for (auto& [id, n] : nodes_) ASSERT_TRUE(n->Close().ok());
-  nodes_.clear();
-  compact_every_entries_ = 50;
-  for (int i = 1; i <= kNodes; ++i) Open(i);
+  ASSERT_NO_FATAL_FAILURE(ReopenAllCompactingEvery(50));
   const int leader = ElectLeader();
   ASSERT_NE(leader, 0);
   for (int i = 0; i < 200; ++i) {
