@@ -35,7 +35,20 @@ class Node::SnapshotSource final : public raft::LogStorage {
                                            uint64_t max_bytes) const override {
     return node_->wal_->Entries(lo, hi, max_bytes);
   }
-  Result<raft::Snapshot> GetSnapshot() const override { return node_->CurrentSnapshot(); }
+  Result<raft::Snapshot> GetSnapshot() const override {
+    RKV_RETURN_IF_ERROR(node_->PrepareSnapshot());
+    return *node_->snapshot_cache_;
+  }
+  // One chunk at a time out of the cached bytes, never a copy of them all.
+  Result<raft::SnapshotChunk> GetSnapshotChunk(uint64_t offset, uint64_t max_bytes) const override {
+    RKV_RETURN_IF_ERROR(node_->PrepareSnapshot());
+    const raft::Snapshot& snapshot = *node_->snapshot_cache_;
+    raft::SnapshotChunk chunk;
+    chunk.metadata = snapshot.metadata;
+    chunk.total_bytes = snapshot.data.size();
+    if (offset < snapshot.data.size()) chunk.data = snapshot.data.substr(offset, max_bytes);
+    return chunk;
+  }
 
  private:
   Node* node_;

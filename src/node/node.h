@@ -249,7 +249,8 @@ class Node {
   void AbortAll(const Status& status);
 
   // Snapshots (node_snapshot.cc).
-  Result<raft::Snapshot> CurrentSnapshot() const;
+  // Builds snapshot_cache_ unless it still covers what followers need.
+  Status PrepareSnapshot() const;
   void InstallSnapshot(const raft::Snapshot& snapshot);
   void MaybeCompact();
 
@@ -296,7 +297,7 @@ class Node {
   std::unique_ptr<storage::Engine> retired_engine_;
   std::unique_ptr<StateMachine> retired_state_machine_;
   std::unique_ptr<KvDir> kv_dir_;
-  // The snapshot last served to followers (CurrentSnapshot).
+  // The snapshot last served to followers (PrepareSnapshot).
   mutable std::optional<raft::Snapshot> snapshot_cache_;
 
   uint64_t ticks_ = 0;

@@ -39,7 +39,7 @@ Status Node::OpenKvDir() {
   return OpenEngine(kv_dir_->current_path());
 }
 
-Result<raft::Snapshot> Node::CurrentSnapshot() const {
+Status Node::PrepareSnapshot() const {
   const LogIndex applied = state_machine_->applied_index();
   if (raft_ == nullptr || raft_->applied_index() != applied) {
     // After a restart the engine may be ahead of the core until the log
@@ -55,7 +55,7 @@ Result<raft::Snapshot> Node::CurrentSnapshot() const {
     snapshot_cache_ = raft::Snapshot{raft::SnapshotMetadata{applied, term, raft_->configuration()},
                                      std::move(data)};
   }
-  return *snapshot_cache_;
+  return Status::OK();
 }
 
 void Node::InstallSnapshot(const raft::Snapshot& snapshot) {
@@ -99,7 +99,7 @@ void Node::MaybeCompact() {
   compacted_index_ = std::max(compacted_index_, wal_->FirstIndex() - 1);
   if (applied.value() < compacted_index_.value() + options_.compact_every_entries) return;
   // The configuration at `applied` is the core's only once the core has
-  // caught up with the engine (see CurrentSnapshot).
+  // caught up with the engine (see PrepareSnapshot).
   if (raft_->applied_index() != applied) return;
   Status s = state_machine_->Checkpoint();
   const LogIndex index = state_machine_->durable_applied_index();

@@ -4,6 +4,15 @@
 
 namespace rkv::raft {
 
+Result<SnapshotChunk> LogStorage::GetSnapshotChunk(uint64_t offset, uint64_t max_bytes) const {
+  RKV_ASSIGN_OR_RETURN(Snapshot snapshot, GetSnapshot());
+  SnapshotChunk chunk;
+  chunk.metadata = std::move(snapshot.metadata);
+  chunk.total_bytes = snapshot.data.size();
+  if (offset < snapshot.data.size()) chunk.data = snapshot.data.substr(offset, max_bytes);
+  return chunk;
+}
+
 MemoryLogStorage::MemoryLogStorage(Configuration configuration)
     : configuration_(std::move(configuration)) {
   snapshot_.metadata.configuration = configuration_;

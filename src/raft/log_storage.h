@@ -29,6 +29,13 @@ struct InitialState {
   Configuration configuration;
 };
 
+// A piece of a snapshot (LogStorage::GetSnapshotChunk).
+struct SnapshotChunk {
+  SnapshotMetadata metadata;
+  std::string data;
+  uint64_t total_bytes = 0;  // of the whole snapshot's data
+};
+
 class LogStorage {
  public:
   virtual ~LogStorage() = default;
@@ -52,6 +59,13 @@ class LogStorage {
   // The most recent snapshot. Busy if one is being created and the caller
   // should try later.
   virtual Result<Snapshot> GetSnapshot() const = 0;
+
+  // Up to `max_bytes` of the most recent snapshot's data from `offset` (none
+  // past its end), with its metadata and its whole size: what the leader
+  // sends one InstallSnapshot chunk from. The default copies GetSnapshot();
+  // a storage that keeps the bytes should hand out the piece alone, so a
+  // large snapshot is not copied whole for every chunk.
+  virtual Result<SnapshotChunk> GetSnapshotChunk(uint64_t offset, uint64_t max_bytes) const;
 };
 
 // The whole log in memory. Not thread-safe.

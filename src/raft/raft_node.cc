@@ -579,7 +579,7 @@ bool RaftNode::SendAppend(NodeId to, bool send_if_empty) {
                      : Result<std::vector<Entry>>(prev_term.status());
   if (!prev_term.ok() || !entries.ok()) {
     // §7: the entries this follower needs were compacted; send a snapshot.
-    Result<Snapshot> snapshot = storage_->GetSnapshot();
+    Result<SnapshotChunk> snapshot = storage_->GetSnapshotChunk(0, 0);  // its metadata
     if (!snapshot.ok()) return false;  // not available yet; the next heartbeat retries
     pr.BecomeSnapshot(snapshot->metadata.last_index);
     SendSnapshotChunk(to);
@@ -605,17 +605,22 @@ bool RaftNode::SendAppend(NodeId to, bool send_if_empty) {
 void RaftNode::SendSnapshotChunk(NodeId to) {
   Progress& pr = progress_.at(to);
   RKV_ASSERT(pr.state == ProgressState::kSnapshot);
-  Result<Snapshot> snapshot = storage_->GetSnapshot();
-  if (!snapshot.ok()) return;
-  if (snapshot->metadata.last_index != pr.pending_snapshot_index) {
-    // The storage took a newer snapshot meanwhile; send that one instead.
-    pr.BecomeSnapshot(snapshot->metadata.last_index);
+  const uint64_t asked = pr.snapshot_offset;
+  Result<SnapshotChunk> chunk = storage_->GetSnapshotChunk(asked, config_.snapshot_chunk_bytes);
+  if (!chunk.ok()) return;
+  if (chunk->metadata.last_index != pr.pending_snapshot_index) {
+    // The storage took a newer snapshot meanwhile; send that one, from its
+    // start.
+    pr.BecomeSnapshot(chunk->metadata.last_index);
+    if (asked != 0) {
+      chunk = storage_->GetSnapshotChunk(0, config_.snapshot_chunk_bytes);
+      if (!chunk.ok() || chunk->metadata.last_index != pr.pending_snapshot_index) return;
+    }
   }
-  const uint64_t offset = std::min<uint64_t>(pr.snapshot_offset, snapshot->data.size());
-  std::string chunk = snapshot->data.substr(offset, config_.snapshot_chunk_bytes);
-  const bool done = offset + chunk.size() == snapshot->data.size();
+  const uint64_t offset = std::min<uint64_t>(pr.snapshot_offset, chunk->total_bytes);
+  const bool done = offset + chunk->data.size() == chunk->total_bytes;
   SendTo(to, current_term_,
-         InstallSnapshotRequest{snapshot->metadata, offset, std::move(chunk), done});
+         InstallSnapshotRequest{chunk->metadata, offset, std::move(chunk->data), done});
 }
 
 void RaftNode::BroadcastAppend() {
