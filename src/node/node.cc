@@ -179,6 +179,7 @@ Status Node::OpenEngine(const std::string& path) {
   std::swap(state_machine_, state_machine);
   std::swap(engine_, engine);
   engine_path_ = path;
+  peers_stale_ = true;  // a new member table
   retired_engine_ = std::move(engine);
   retired_state_machine_ = std::move(state_machine);
   return Status::OK();
@@ -758,6 +759,9 @@ uint64_t Node::cluster_id() const {
 // Hands the transport the member table's peer addresses (after a change or
 // a snapshot install).
 void Node::SyncPeers() {
+  if (!peers_stale_ && peers_version_ == state_machine_->members_version()) return;
+  peers_stale_ = false;
+  peers_version_ = state_machine_->members_version();
   std::map<uint64_t, std::string> want;
   for (const auto& [id, address] : state_machine_->members()) {
     if (id != options_.id.value() && !address.peer.empty()) want[id] = address.peer;

@@ -319,8 +319,11 @@ class Node {
   std::deque<PendingChange> changes_;
   // The front change was applied in this Ready: answer it after Advance.
   bool change_applied_ = false;
-  // The peer addresses handed to the transport, by id.
+  // The peer addresses handed to the transport, by id, as of this version
+  // of the member table; peers_stale_ once the state machine was replaced.
   std::map<uint64_t, std::string> peers_;
+  uint64_t peers_version_ = 0;
+  bool peers_stale_ = true;
   bool announcing_ = false;
   uint64_t next_announce_tick_ = 0;
   bool removed_ = false;

@@ -465,6 +465,7 @@ void StateMachine::CommitMembers(const Command& command) {
   } else {
     members_.erase(command.member_id);
   }
+  ++members_version_;
 }
 
 Status StateMachine::Seed(uint64_t cluster_id, const std::map<uint64_t, MemberAddress>& members) {
@@ -483,6 +484,7 @@ Status StateMachine::Seed(uint64_t cluster_id, const std::map<uint64_t, MemberAd
   RKV_RETURN_IF_ERROR(engine_->Sync());
   cluster_id_ = cluster_id;
   members_ = members;
+  ++members_version_;
   return Status::OK();
 }
 

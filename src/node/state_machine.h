@@ -162,6 +162,9 @@ class StateMachine {
   // them (set by kSetMember, dropped by kRemoveMember), by member id. It
   // travels in snapshots with the data. Apply thread only.
   const std::map<uint64_t, MemberAddress>& members() const { return members_; }
+  // Grows whenever members() may have changed, so a caller can skip
+  // comparing the table when it has not.
+  uint64_t members_version() const { return members_version_; }
   // The cluster id recorded by Seed; 0 if none was.
   uint64_t cluster_id() const { return cluster_id_; }
 
@@ -216,6 +219,7 @@ class StateMachine {
   uint64_t next_expiry_ms_ = UINT64_MAX;
 
   std::map<uint64_t, MemberAddress> members_;
+  uint64_t members_version_ = 0;
   uint64_t cluster_id_ = 0;
 
   std::map<uint64_t, Session> sessions_;              // by client id
