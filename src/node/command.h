@@ -19,23 +19,13 @@
 #include <vector>
 
 #include "common/result.h"
+#include "node/kv_types.h"
 
 namespace rkv {
 
 // The version byte every encoded command starts with. A server refuses a
 // command of a version it does not know instead of guessing at its meaning.
 inline constexpr uint8_t kCommandVersion = 1;
-
-// One operation of a batch.
-struct BatchOp {
-  enum class Type : uint8_t { kPut = 1, kDelete = 2 };
-  Type type = Type::kPut;
-  std::string key;
-  std::string value;       // kPut only
-  uint64_t expiry_ms = 0;  // kPut only; absolute, 0 = never
-
-  friend bool operator==(const BatchOp&, const BatchOp&) = default;
-};
 
 // Where a member of the cluster is reached: its peer address (Raft
 // messages) and its HTTP address (clients, GET /v1/cluster; may be empty).
@@ -63,6 +53,7 @@ struct Command {
     kBatch = 4,
     kSetMember = 5,
     kRemoveMember = 6,
+    kTxn = 7,
   };
   Kind kind = Kind::kNoop;
 
@@ -84,7 +75,9 @@ struct Command {
   // the Unix epoch (the leader computes it from its timestamp); 0 = never.
   uint64_t expiry_ms = 0;
 
-  std::vector<BatchOp> ops;  // kBatch
+  std::vector<BatchOp> ops;  // kBatch, kTxn
+  // kTxn: every compare must hold for the ops to be applied.
+  std::vector<Compare> compares;
 
   uint64_t member_id = 0;  // kSetMember, kRemoveMember
   MemberAddress member;    // kSetMember
@@ -95,6 +88,7 @@ struct Command {
   static Command Cas(std::string key, std::optional<std::string> expected, std::string value,
                      uint64_t expiry_ms = 0);
   static Command Batch(std::vector<BatchOp> ops);
+  static Command Txn(std::vector<Compare> compares, std::vector<BatchOp> ops);
   static Command SetMember(uint64_t id, MemberAddress address);
   static Command RemoveMember(uint64_t id);
 
@@ -137,9 +131,18 @@ struct CommandResult {
     // Apply() was given an index at or below the applied index (a replay
     // after restart); nothing was done. Never stored in a session.
     kAlreadyApplied = 4,
+    // A transaction one of whose compares did not hold; nothing was written.
+    kCompareFailed = 5,
   };
   Code code = Code::kOk;
   std::string message;  // why, for kRejected
+  // kOk of a user write (put, delete, batch, txn): the index it was applied
+  // at, which is the revision of every key it put. 0 otherwise.
+  uint64_t revision = 0;
+  // kCompareFailed: the first compare that failed (0-based), and each
+  // compared key's revision when the transaction was judged.
+  uint64_t failed_compare = 0;
+  std::vector<uint64_t> compare_revisions;
 
   // Not encoded: set when the answer came from the client's session (a
   // retried write) instead of from applying the command.
@@ -152,18 +155,28 @@ struct CommandResult {
   bool ok() const { return code == Code::kOk; }
 
   friend bool operator==(const CommandResult& a, const CommandResult& b) {
-    return a.code == b.code && a.message == b.message;
+    return a.code == b.code && a.message == b.message && a.revision == b.revision &&
+           a.failed_compare == b.failed_compare && a.compare_revisions == b.compare_revisions;
   }
 };
 
 std::string_view CommandResultCodeName(CommandResult::Code code);
 
-// code (u8) + length-prefixed message. `duplicate` is not encoded.
+// The encodings of a result (docs/formats/state-machine.md, "Results"):
+//   version 1: code u8 | message bytes
+//   version 2: version 1 | revision varint | failed_compare varint
+//              | count varint | compare revision varint * count
+// `duplicate` and the session fields are not encoded. Encoding writes
+// version 2; decoding reads either (the version comes from the record that
+// holds the result).
+inline constexpr uint8_t kCommandResultVersion = 2;
 std::string EncodeCommandResult(const CommandResult& result);
 void AppendCommandResult(const CommandResult& result, std::string* dst);
-Result<CommandResult> DecodeCommandResult(std::string_view data);
+Result<CommandResult> DecodeCommandResult(std::string_view data,
+                                          uint8_t version = kCommandResultVersion);
 // Decodes a result from the front of *input and advances it.
-Result<CommandResult> GetCommandResult(std::string_view* input);
+Result<CommandResult> GetCommandResult(std::string_view* input,
+                                       uint8_t version = kCommandResultVersion);
 
 }  // namespace rkv
 

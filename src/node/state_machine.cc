@@ -24,6 +24,7 @@ constexpr std::string_view kMemberPrefix = "mmember";
 
 // Flag bits of a stored user value's envelope.
 constexpr uint8_t kValueHasExpiry = 1u << 0;
+constexpr uint8_t kValueHasRevision = 1u << 1;
 
 // Sessions are read back in pages of this many records at open.
 constexpr size_t kLoadPage = 10'000;
@@ -68,29 +69,61 @@ std::string ExpiryKey(uint64_t expiry_ms, std::string_view key) {
   return k;
 }
 
-std::string EncodeValue(std::string_view value, uint64_t expiry_ms) {
+std::string EncodeValue(std::string_view value, uint64_t expiry_ms, uint64_t revision) {
   std::string out;
   out.reserve(value.size() + StateMachine::kValueOverhead);
-  out.push_back(static_cast<char>(expiry_ms != 0 ? kValueHasExpiry : 0));
+  out.push_back(static_cast<char>((expiry_ms != 0 ? kValueHasExpiry : 0) | kValueHasRevision));
   if (expiry_ms != 0) PutVarint64(&out, expiry_ms);
+  PutVarint64(&out, revision);
   out.append(value);
   return out;
 }
 
-// Splits a stored value into its expiry (0 = never) and the user value.
-Status DecodeValue(std::string_view stored, uint64_t* expiry_ms, std::string_view* value) {
+// A stored user value taken apart.
+struct StoredValue {
+  uint64_t expiry_ms = 0;  // 0: never
+  uint64_t revision = 0;
+  std::string_view value;
+};
+
+Status DecodeValue(std::string_view stored, StoredValue* out) {
   if (stored.empty()) return Status::Corruption("state machine: empty stored value");
   const auto flags = static_cast<uint8_t>(stored[0]);
   stored.remove_prefix(1);
-  if ((flags & ~kValueHasExpiry) != 0) {
+  if ((flags & ~(kValueHasExpiry | kValueHasRevision)) != 0) {
     return Status::Corruption(fmt::format("state machine: unknown value flags {:#x}", flags));
   }
-  *expiry_ms = 0;
-  if ((flags & kValueHasExpiry) != 0 && (!GetVarint64(&stored, expiry_ms) || *expiry_ms == 0)) {
+  out->expiry_ms = 0;
+  if ((flags & kValueHasExpiry) != 0 && (!GetVarint64(&stored, &out->expiry_ms) || out->expiry_ms == 0)) {
     return Status::Corruption("state machine: bad value expiry");
   }
-  *value = stored;
+  // A value written before revisions were recorded reports revision 1: it
+  // exists, and it is older than anything this build wrote.
+  out->revision = 1;
+  if ((flags & kValueHasRevision) != 0 && (!GetVarint64(&stored, &out->revision) || out->revision == 0)) {
+    return Status::Corruption("state machine: bad value revision");
+  }
+  out->value = stored;
   return Status::OK();
+}
+
+// Whether `compare` holds for a key whose current state is `current`
+// (nullopt: absent).
+bool CompareHolds(const Compare& compare, const std::optional<KvEntry>& current) {
+  const auto relate = [&](auto have, auto want) {
+    switch (compare.op) {
+      case Compare::Op::kEqual: return have == want;
+      case Compare::Op::kNotEqual: return have != want;
+      case Compare::Op::kLess: return have < want;
+      case Compare::Op::kGreater: return have > want;
+    }
+    return false;
+  };
+  if (compare.target == Compare::Target::kRevision) {
+    return relate(current ? current->revision : uint64_t{0}, compare.revision);
+  }
+  if (!current) return compare.op == Compare::Op::kNotEqual;
+  return relate(std::string_view(current->value), std::string_view(compare.value));
 }
 
 std::string EncodeApplied(LogIndex index, Term term, uint64_t time_ms) {
@@ -109,10 +142,13 @@ std::string EncodeSession(uint64_t last_sequence, uint64_t last_active_ms, const
   return out;
 }
 
-Status CheckVersion(std::string_view* input, std::string_view what) {
+// Takes the version byte off the front of *input; *version_out (when given)
+// receives it.
+Status CheckVersion(std::string_view* input, std::string_view what, uint8_t* version_out = nullptr) {
   if (input->empty()) return Status::Corruption(fmt::format("state machine: empty {}", what));
   const auto version = static_cast<uint8_t>((*input)[0]);
   input->remove_prefix(1);
+  if (version_out != nullptr) *version_out = version;
   if (version > StateMachine::kFormatVersion) {
     return Status::NotSupported(fmt::format("state machine: {} has format version {}, this build reads {}",
                                             what, version, StateMachine::kFormatVersion));
@@ -173,13 +209,15 @@ Status StateMachine::Load() {
       if (kv.key.size() != 9) return Status::Corruption("state machine: malformed session key");
       const uint64_t client_id = DecodeBigEndian64(std::string_view(kv.key).substr(1));
       std::string_view in = kv.value;
-      RKV_RETURN_IF_ERROR(CheckVersion(&in, "session record"));
+      uint8_t version = 0;
+      RKV_RETURN_IF_ERROR(CheckVersion(&in, "session record", &version));
       Session session;
       if (client_id == 0 || !GetVarint64(&in, &session.last_sequence) ||
           !GetVarint64(&in, &session.last_active_ms)) {
         return Status::Corruption(fmt::format("state machine: malformed session of client {}", client_id));
       }
-      RKV_ASSIGN_OR_RETURN(session.last_result, DecodeCommandResult(in));
+      // Session records of version 1 hold results without revisions.
+      RKV_ASSIGN_OR_RETURN(session.last_result, DecodeCommandResult(in, version == 1 ? 1 : kCommandResultVersion));
       by_activity_.emplace(session.last_active_ms, client_id);
       sessions_.emplace(client_id, std::move(session));
     }
@@ -226,26 +264,78 @@ Status StateMachine::Load() {
   return Status::OK();
 }
 
-Result<std::optional<std::string>> StateMachine::ReadUser(std::string_view key, uint64_t now) const {
+Result<std::optional<KvEntry>> StateMachine::ReadUser(std::string_view key, uint64_t now) const {
   std::string stored;
   Status s = engine_->Get(UserKey(key), &stored);
-  if (s.IsNotFound()) return std::optional<std::string>();
+  if (s.IsNotFound()) return std::optional<KvEntry>();
   if (!s.ok()) return s;
-  uint64_t expiry = 0;
-  std::string_view value;
-  RKV_RETURN_IF_ERROR(DecodeValue(stored, &expiry, &value));
-  if (expiry != 0 && expiry <= now) return std::optional<std::string>();
-  return std::optional<std::string>(std::string(value));
+  StoredValue decoded;
+  RKV_RETURN_IF_ERROR(DecodeValue(stored, &decoded));
+  if (decoded.expiry_ms != 0 && decoded.expiry_ms <= now) return std::optional<KvEntry>();
+  return std::optional<KvEntry>(KvEntry{std::string(key), std::string(decoded.value), decoded.revision});
 }
 
-Result<std::string> StateMachine::Get(std::string_view key, uint64_t now_ms) const {
+Status StateMachine::CheckUserKey(std::string_view key) const {
   if (key.empty() || key.size() > options_.max_key_size) {
     return Status::InvalidArgument(fmt::format("key of {} bytes (1 to {} allowed)", key.size(),
                                                options_.max_key_size));
   }
-  RKV_ASSIGN_OR_RETURN(std::optional<std::string> value, ReadUser(key, std::max(now_ms, time_ms())));
-  if (!value) return Status::NotFound();
-  return std::move(*value);
+  return Status::OK();
+}
+
+Result<std::string> StateMachine::Get(std::string_view key, uint64_t now_ms) const {
+  RKV_ASSIGN_OR_RETURN(KvEntry entry, GetEntry(key, now_ms));
+  return std::move(entry.value);
+}
+
+Result<KvEntry> StateMachine::GetEntry(std::string_view key, uint64_t now_ms) const {
+  RKV_RETURN_IF_ERROR(CheckUserKey(key));
+  RKV_ASSIGN_OR_RETURN(std::optional<KvEntry> entry, ReadUser(key, std::max(now_ms, time_ms())));
+  if (!entry) return Status::NotFound();
+  return std::move(*entry);
+}
+
+Result<ScanResult> StateMachine::Scan(const ScanRequest& request, uint64_t now_ms) const {
+  const uint64_t now = std::max(now_ms, time_ms());
+  ScanResult out;
+  out.applied_index = applied_index().value();
+  // Keys first (cheap: the ordered keydir), then each value, so a page of
+  // large values stops at max_bytes instead of being read whole.
+  storage::ScanOptions scan;
+  scan.prefix = UserKey(request.prefix);
+  scan.start = UserKey(request.start);
+  // Without an end the user namespace ends where the next prefix begins.
+  scan.end = request.end.empty() ? std::string(1, static_cast<char>(kUserPrefix + 1)) : UserKey(request.end);
+  scan.keys_only = true;
+  const size_t limit = std::max<size_t>(request.limit, 1);
+  size_t bytes = 0;
+  for (;;) {
+    // One more than needed, to know whether the range goes on; keys that
+    // expired make a page come up short, so read on until it is full.
+    scan.limit = std::min<size_t>(limit - out.entries.size() + 1, 100'000);
+    RKV_ASSIGN_OR_RETURN(std::vector<storage::KeyValue> keys, engine_->Scan(scan));
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const std::string_view key = std::string_view(keys[i].key).substr(1);
+      if (out.entries.size() == limit) {
+        out.more = true;
+        out.next_key = std::string(key);
+        return out;
+      }
+      RKV_ASSIGN_OR_RETURN(std::optional<KvEntry> entry, ReadUser(key, now));
+      if (!entry) continue;  // expired (or deleted under a stale read)
+      if (!out.entries.empty() && bytes + entry->value.size() > request.max_bytes) {
+        out.more = true;
+        out.next_key = std::string(key);
+        return out;
+      }
+      bytes += entry->value.size();
+      if (request.keys_only) entry->value.clear();
+      out.entries.push_back(std::move(*entry));
+    }
+    if (keys.size() < scan.limit) break;  // the range is exhausted
+    scan.start = keys.back().key + '\0';
+  }
+  return out;
 }
 
 Status StateMachine::SweepExpired(uint64_t now, storage::WriteBatch* batch, uint64_t* next_expiry) const {
@@ -270,10 +360,9 @@ Status StateMachine::SweepExpired(uint64_t now, storage::WriteBatch* batch, uint
     std::string stored;
     Status s = engine_->Get(UserKey(key), &stored);
     if (s.ok()) {
-      uint64_t stored_expiry = 0;
-      std::string_view value;
-      RKV_RETURN_IF_ERROR(DecodeValue(stored, &stored_expiry, &value));
-      if (stored_expiry == expiry) batch->Delete(UserKey(key));
+      StoredValue decoded;
+      RKV_RETURN_IF_ERROR(DecodeValue(stored, &decoded));
+      if (decoded.expiry_ms == expiry) batch->Delete(UserKey(key));
     } else if (!s.IsNotFound()) {
       return s;
     }
@@ -284,29 +373,60 @@ Status StateMachine::SweepExpired(uint64_t now, storage::WriteBatch* batch, uint
   return Status::OK();
 }
 
-Result<CommandResult> StateMachine::ApplyCommand(const Command& command, uint64_t now,
+Result<CommandResult> StateMachine::ApplyCommand(const Command& command, LogIndex index, uint64_t now,
                                                  storage::WriteBatch* batch, uint64_t* next_expiry) const {
-  const auto rejected = [](std::string message) {
-    return CommandResult{CommandResult::Code::kRejected, std::move(message), false};
+  const auto result = [](CommandResult::Code code, std::string message = {}) {
+    CommandResult r;
+    r.code = code;
+    r.message = std::move(message);
+    return r;
+  };
+  // A user write answers the index it was applied at: the revision of the
+  // keys it put.
+  const auto written = [&] {
+    CommandResult r;
+    r.revision = index.value();
+    return r;
   };
   const auto check_key = [&](std::string_view key) -> std::optional<CommandResult> {
-    if (key.empty()) return rejected("empty key");
+    if (key.empty()) return result(CommandResult::Code::kRejected, "empty key");
     if (key.size() > options_.max_key_size) {
-      return rejected(fmt::format("key of {} bytes exceeds {}", key.size(), options_.max_key_size));
+      return result(CommandResult::Code::kRejected,
+                    fmt::format("key of {} bytes exceeds {}", key.size(), options_.max_key_size));
     }
     return std::nullopt;
   };
   const auto check_value = [&](std::string_view value) -> std::optional<CommandResult> {
     if (value.size() > options_.max_value_size) {
-      return rejected(fmt::format("value of {} bytes exceeds {}", value.size(), options_.max_value_size));
+      return result(CommandResult::Code::kRejected,
+                    fmt::format("value of {} bytes exceeds {}", value.size(), options_.max_value_size));
+    }
+    return std::nullopt;
+  };
+  // All or nothing: one bad op refuses the whole batch.
+  const auto check_ops = [&](const std::vector<BatchOp>& ops) -> std::optional<CommandResult> {
+    for (const BatchOp& op : ops) {
+      if (auto r = check_key(op.key)) return r;
+      if (op.type == BatchOp::Type::kPut) {
+        if (auto r = check_value(op.value)) return r;
+      }
     }
     return std::nullopt;
   };
   const auto put = [&](std::string_view key, std::string_view value, uint64_t expiry_ms) {
-    batch->Put(UserKey(key), EncodeValue(value, expiry_ms));
+    batch->Put(UserKey(key), EncodeValue(value, expiry_ms, index.value()));
     if (expiry_ms != 0) {
       batch->Put(ExpiryKey(expiry_ms, key), {});
       *next_expiry = std::min(*next_expiry, expiry_ms);
+    }
+  };
+  const auto apply_ops = [&](const std::vector<BatchOp>& ops) {
+    for (const BatchOp& op : ops) {
+      if (op.type == BatchOp::Type::kPut) {
+        put(op.key, op.value, op.expiry_ms);
+      } else {
+        batch->Delete(UserKey(op.key));
+      }
     }
   };
 
@@ -317,37 +437,53 @@ Result<CommandResult> StateMachine::ApplyCommand(const Command& command, uint64_
       if (auto r = check_key(command.key)) return *r;
       if (auto r = check_value(command.value)) return *r;
       put(command.key, command.value, command.expiry_ms);
-      return CommandResult{};
+      return written();
     case Command::Kind::kDelete:
       if (auto r = check_key(command.key)) return *r;
       batch->Delete(UserKey(command.key));
-      return CommandResult{};
+      return written();
     case Command::Kind::kCas: {
       if (auto r = check_key(command.key)) return *r;
       if (auto r = check_value(command.value)) return *r;
       // Expiry is judged at the entry's time, so every server compares the
       // same thing however far its clock is from the leader's.
-      RKV_ASSIGN_OR_RETURN(std::optional<std::string> current, ReadUser(command.key, now));
-      if (current != command.expected) return CommandResult{CommandResult::Code::kCasFailed, {}, false};
+      RKV_ASSIGN_OR_RETURN(std::optional<KvEntry> current, ReadUser(command.key, now));
+      const std::optional<std::string> value =
+          current ? std::optional<std::string>(std::move(current->value)) : std::nullopt;
+      if (value != command.expected) return result(CommandResult::Code::kCasFailed);
       put(command.key, command.value, command.expiry_ms);
-      return CommandResult{};
+      return written();
     }
     case Command::Kind::kBatch:
-      // All or nothing: one bad op refuses the whole batch.
-      for (const BatchOp& op : command.ops) {
-        if (auto r = check_key(op.key)) return *r;
-        if (op.type == BatchOp::Type::kPut) {
-          if (auto r = check_value(op.value)) return *r;
-        }
+      if (auto r = check_ops(command.ops)) return *r;
+      apply_ops(command.ops);
+      return written();
+    case Command::Kind::kTxn: {
+      for (const Compare& compare : command.compares) {
+        if (auto r = check_key(compare.key)) return *r;
       }
-      for (const BatchOp& op : command.ops) {
-        if (op.type == BatchOp::Type::kPut) {
-          put(op.key, op.value, op.expiry_ms);
-        } else {
-          batch->Delete(UserKey(op.key));
-        }
+      if (auto r = check_ops(command.ops)) return *r;
+      // Every compare is judged against the state before the ops, and every
+      // compared key's revision goes into a failure's answer, so a client
+      // can retry with what it learned.
+      std::optional<size_t> failed;
+      std::vector<uint64_t> revisions;
+      revisions.reserve(command.compares.size());
+      for (size_t i = 0; i < command.compares.size(); ++i) {
+        const Compare& compare = command.compares[i];
+        RKV_ASSIGN_OR_RETURN(std::optional<KvEntry> current, ReadUser(compare.key, now));
+        revisions.push_back(current ? current->revision : 0);
+        if (!failed && !CompareHolds(compare, current)) failed = i;
       }
-      return CommandResult{};
+      if (failed) {
+        CommandResult r = result(CommandResult::Code::kCompareFailed);
+        r.failed_compare = *failed;
+        r.compare_revisions = std::move(revisions);
+        return r;
+      }
+      apply_ops(command.ops);
+      return written();
+    }
     case Command::Kind::kSetMember:
       batch->Put(MemberKey(command.member_id), EncodeMemberAddress(command.member));
       return CommandResult{};
@@ -360,7 +496,11 @@ Result<CommandResult> StateMachine::ApplyCommand(const Command& command, uint64_
 
 Result<CommandResult> StateMachine::Apply(LogIndex index, Term term, std::string_view data) {
   const LogIndex applied = applied_index();
-  if (index <= applied) return CommandResult{CommandResult::Code::kAlreadyApplied, {}, false};
+  if (index <= applied) {
+    CommandResult already;
+    already.code = CommandResult::Code::kAlreadyApplied;
+    return already;
+  }
   RKV_ASSERT_MSG(index == applied + 1,
                  fmt::format("applying index {} after {}", index.value(), applied.value()));
 
@@ -398,12 +538,13 @@ Result<CommandResult> StateMachine::Apply(LogIndex index, Term term, std::string
       result.duplicate = true;
       apply = false;
     } else if (session != nullptr && command.sequence < session->last_sequence) {
-      result = CommandResult{CommandResult::Code::kStaleSequence, {}, false};
+      result = CommandResult{};
+      result.code = CommandResult::Code::kStaleSequence;
       apply = false;
     }
 
     if (apply) {
-      RKV_ASSIGN_OR_RETURN(result, ApplyCommand(command, now, &batch, &next_expiry));
+      RKV_ASSIGN_OR_RETURN(result, ApplyCommand(command, index, now, &batch, &next_expiry));
       if (command.kind == Command::Kind::kSetMember || command.kind == Command::Kind::kRemoveMember) {
         member_change = command;
       }

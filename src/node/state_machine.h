@@ -61,6 +61,7 @@
 #include "common/result.h"
 #include "common/types.h"
 #include "node/command.h"
+#include "node/kv_types.h"
 
 namespace rkv {
 
@@ -104,10 +105,13 @@ class StateMachine {
   // Bytes an engine key may take beyond the user key (the expiry index key:
   // prefix and expiry).
   static constexpr size_t kKeyOverhead = 9;
-  // Bytes a stored value may take beyond the user value (its envelope).
-  static constexpr size_t kValueOverhead = 11;
-  // The version of the state machine's records in the engine.
-  static constexpr uint8_t kFormatVersion = 1;
+  // Bytes a stored value may take beyond the user value (its envelope:
+  // flags, expiry and revision).
+  static constexpr size_t kValueOverhead = 21;
+  // The version of the state machine's records in the engine. Version 2
+  // session records hold results with revisions; version 1 records are
+  // still read.
+  static constexpr uint8_t kFormatVersion = 2;
 
   // `engine` (not owned, must outlive the state machine) is open, normally in
   // sync mode none. Reads the applied index, the entry time and the session
@@ -129,6 +133,13 @@ class StateMachine {
   // an expiry at or before max(now_ms, time_ms()); a read path that wants
   // wall-clock TTLs passes its clock's time, 0 reads at the entry time.
   Result<std::string> Get(std::string_view key, uint64_t now_ms = 0) const;
+  // The same, with the key's revision.
+  Result<KvEntry> GetEntry(std::string_view key, uint64_t now_ms = 0) const;
+  // A page of user keys in byte order (kv_types.h), expired keys left out,
+  // judged as Get judges them. Reads the engine as it is: consistent as of
+  // one applied index only while nothing is applied meanwhile (the node
+  // thread, between entries).
+  Result<ScanResult> Scan(const ScanRequest& request, uint64_t now_ms = 0) const;
 
   // Applies the committed normal entry (index, term, data). Empty data is
   // the leader's no-op: only the applied index moves. A kConfChange entry is
@@ -198,11 +209,12 @@ class StateMachine {
   Status SweepExpired(uint64_t now, storage::WriteBatch* batch, uint64_t* next_expiry) const;
   // Adds the command's writes to `batch` (or decides it is rejected or a
   // failed CAS); new expiry index entries lower *next_expiry.
-  Result<CommandResult> ApplyCommand(const Command& command, uint64_t now, storage::WriteBatch* batch,
-                                     uint64_t* next_expiry) const;
-  // The user value of a stored value (after its envelope), or nullopt when
-  // it is absent or expired at `now`.
-  Result<std::optional<std::string>> ReadUser(std::string_view key, uint64_t now) const;
+  Result<CommandResult> ApplyCommand(const Command& command, LogIndex index, uint64_t now,
+                                     storage::WriteBatch* batch, uint64_t* next_expiry) const;
+  // The user value and revision of `key` (its stored value after the
+  // envelope), or nullopt when it is absent or expired at `now`.
+  Result<std::optional<KvEntry>> ReadUser(std::string_view key, uint64_t now) const;
+  Status CheckUserKey(std::string_view key) const;
   void CommitSessions(const SessionChanges& changes);
   void CommitMembers(const Command& command);
 

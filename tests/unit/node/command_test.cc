@@ -35,6 +35,12 @@ std::vector<Command> Examples() {
   out.push_back(Command::SetMember(4, MemberAddress{"10.0.0.4:7001", "10.0.0.4:8001"}).WithSession(2, 3, 4));
   out.push_back(Command::SetMember(~0ull, MemberAddress{"h:1", ""}));
   out.push_back(Command::RemoveMember(9));
+  out.push_back(Command::Txn({}, {}));
+  out.push_back(Command::Txn({{"a", Compare::Target::kRevision, Compare::Op::kEqual, 0, {}},
+                              {"b", Compare::Target::kValue, Compare::Op::kGreater, 0, std::string(3, '\0')},
+                              {"c", Compare::Target::kRevision, Compare::Op::kLess, ~0ull, {}}},
+                             {{BatchOp::Type::kPut, "a", "1", 7}, {BatchOp::Type::kDelete, "b", {}, 0}})
+                    .WithSession(5, 6, 7));
   return out;
 }
 
@@ -46,7 +52,7 @@ Command RandomCommand(Random* rnd) {
   };
   const auto big = [&] { return rnd->OneIn(3) ? rnd->Next() : rnd->Uniform(1000); };
   Command c;
-  switch (rnd->Uniform(5)) {
+  switch (rnd->Uniform(6)) {
     case 0: c = Command::Noop(); break;
     case 1: c = Command::Put(str(20), str(200), big()); break;
     case 2: c = Command::Delete(str(20)); break;
@@ -54,6 +60,26 @@ Command RandomCommand(Random* rnd) {
       c = Command::Cas(str(20), rnd->OneIn(2) ? std::optional<std::string>(str(30)) : std::nullopt, str(50),
                        big());
       break;
+    case 4: {
+      std::vector<Compare> compares(rnd->Uniform(4));
+      for (Compare& cmp : compares) {
+        cmp.key = str(10);
+        cmp.op = static_cast<Compare::Op>(rnd->Range(1, 4));
+        if (rnd->OneIn(2)) {
+          cmp.revision = big();
+        } else {
+          cmp.target = Compare::Target::kValue;
+          cmp.value = str(30);
+        }
+      }
+      std::vector<BatchOp> ops(rnd->Uniform(4));
+      for (BatchOp& op : ops) {
+        op.key = str(10);
+        op.value = str(20);
+      }
+      c = Command::Txn(std::move(compares), std::move(ops));
+      break;
+    }
     default: {
       std::vector<BatchOp> ops(rnd->Uniform(6));
       for (BatchOp& op : ops) {
@@ -222,6 +248,33 @@ TEST(CommandResultTest, RoundTripAndMalformed) {
     EXPECT_TRUE(DecodeCommandResult(bytes + "!").status().IsCorruption());
   }
   EXPECT_TRUE(DecodeCommandResult(std::string("\x09\x00", 2)).status().IsCorruption());
+}
+
+TEST(CommandResultTest, RevisionsRoundTripAndVersionOneStillDecodes) {
+  CommandResult written;
+  written.revision = 1'234'567;
+  CommandResult failed;
+  failed.code = CommandResult::Code::kCompareFailed;
+  failed.failed_compare = 2;
+  failed.compare_revisions = {0, 9, ~0ull};
+  for (const CommandResult& r : {written, failed}) {
+    const std::string bytes = EncodeCommandResult(r);
+    auto back = DecodeCommandResult(bytes);
+    ASSERT_OK(back);
+    EXPECT_EQ(*back, r);
+    for (size_t n = 0; n < bytes.size(); ++n) {
+      EXPECT_TRUE(DecodeCommandResult(std::string_view(bytes).substr(0, n)).status().IsCorruption()) << n;
+    }
+  }
+  // A version 1 result (a session record written by an older build): code
+  // and message only.
+  const std::string v1 = std::string("\x03\x04", 2) + "why!";
+  auto old = DecodeCommandResult(v1, 1);
+  ASSERT_OK(old);
+  EXPECT_EQ(old->code, CommandResult::Code::kRejected);
+  EXPECT_EQ(old->message, "why!");
+  EXPECT_EQ(old->revision, 0u);
+  EXPECT_TRUE(DecodeCommandResult(v1, 3).status().IsCorruption());
 }
 
 }  // namespace

@@ -85,7 +85,7 @@ class Model {
         return CommandResult{CommandResult::Code::kStaleSequence, {}, false};
       }
     }
-    CommandResult r = Execute(c);
+    CommandResult r = Execute(c, entry.index);
     if (c.client_id != 0) {
       sessions_[c.client_id] = SessionInfo{c.client_id, c.sequence, time_, r};
       while (sessions_.size() > options_.max_sessions) {
@@ -105,10 +105,13 @@ class Model {
 
   // The live value of `key` at the model's time.
   std::optional<std::string> Get(const std::string& key) const {
-    auto it = data_.find(key);
-    if (it == data_.end()) return std::nullopt;
-    if (it->second.second != 0 && it->second.second <= time_) return std::nullopt;
-    return it->second.first;
+    const Stored* s = Live(key);
+    return s ? std::optional<std::string>(s->value) : std::nullopt;
+  }
+  // Its revision at the model's time (0: absent).
+  uint64_t Revision(const std::string& key) const {
+    const Stored* s = Live(key);
+    return s ? s->revision : 0;
   }
 
   std::vector<SessionInfo> sessions() const {
@@ -120,38 +123,95 @@ class Model {
   uint64_t time_ms() const { return time_; }
 
  private:
+  struct Stored {
+    std::string value;
+    uint64_t expiry_ms = 0;
+    uint64_t revision = 0;
+  };
+  const Stored* Live(const std::string& key) const {
+    auto it = data_.find(key);
+    if (it == data_.end()) return nullptr;
+    if (it->second.expiry_ms != 0 && it->second.expiry_ms <= time_) return nullptr;
+    return &it->second;
+  }
+  static bool Relate(Compare::Op op, auto have, auto want) {
+    switch (op) {
+      case Compare::Op::kEqual: return have == want;
+      case Compare::Op::kNotEqual: return have != want;
+      case Compare::Op::kLess: return have < want;
+      case Compare::Op::kGreater: return have > want;
+    }
+    return false;
+  }
+  bool Holds(const Compare& c) const {
+    if (c.target == Compare::Target::kRevision) return Relate(c.op, Revision(c.key), c.revision);
+    const std::optional<std::string> v = Get(c.key);
+    if (!v) return c.op == Compare::Op::kNotEqual;
+    return Relate(c.op, std::string_view(*v), std::string_view(c.value));
+  }
+
   bool BadKey(const std::string& key) const { return key.empty() || key.size() > options_.max_key_size; }
   bool BadValue(const std::string& value) const { return value.size() > options_.max_value_size; }
 
-  CommandResult Execute(const Command& c) {
+  CommandResult Execute(const Command& c, LogIndex index) {
+    // A user write that is applied answers its index: its revision.
+    CommandResult written;
+    written.revision = index.value();
     switch (c.kind) {
       case Command::Kind::kNoop:
         return {};
       case Command::Kind::kPut:
         if (BadKey(c.key) || BadValue(c.value)) return Rejected(c);
-        data_[c.key] = {c.value, c.expiry_ms};
-        return {};
+        data_[c.key] = {c.value, c.expiry_ms, index.value()};
+        return written;
       case Command::Kind::kDelete:
         if (BadKey(c.key)) return Rejected(c);
         data_.erase(c.key);
-        return {};
+        return written;
       case Command::Kind::kCas:
         if (BadKey(c.key) || BadValue(c.value)) return Rejected(c);
         if (Get(c.key) != c.expected) return CommandResult{CommandResult::Code::kCasFailed, {}, false};
-        data_[c.key] = {c.value, c.expiry_ms};
-        return {};
+        data_[c.key] = {c.value, c.expiry_ms, index.value()};
+        return written;
       case Command::Kind::kBatch:
         for (const BatchOp& op : c.ops) {
           if (BadKey(op.key) || (op.type == BatchOp::Type::kPut && BadValue(op.value))) return Rejected(c);
         }
         for (const BatchOp& op : c.ops) {
           if (op.type == BatchOp::Type::kPut) {
-            data_[op.key] = {op.value, op.expiry_ms};
+            data_[op.key] = {op.value, op.expiry_ms, index.value()};
           } else {
             data_.erase(op.key);
           }
         }
-        return {};
+        return written;
+      case Command::Kind::kTxn: {
+        for (const Compare& cmp : c.compares) {
+          if (BadKey(cmp.key)) return Rejected(c);
+        }
+        for (const BatchOp& op : c.ops) {
+          if (BadKey(op.key) || (op.type == BatchOp::Type::kPut && BadValue(op.value))) return Rejected(c);
+        }
+        CommandResult failed;
+        failed.code = CommandResult::Code::kCompareFailed;
+        bool ok = true;
+        for (size_t i = 0; i < c.compares.size(); ++i) {
+          failed.compare_revisions.push_back(Revision(c.compares[i].key));
+          if (ok && !Holds(c.compares[i])) {
+            ok = false;
+            failed.failed_compare = i;
+          }
+        }
+        if (!ok) return failed;
+        for (const BatchOp& op : c.ops) {
+          if (op.type == BatchOp::Type::kPut) {
+            data_[op.key] = {op.value, op.expiry_ms, index.value()};
+          } else {
+            data_.erase(op.key);
+          }
+        }
+        return written;
+      }
       case Command::Kind::kSetMember:
       case Command::Kind::kRemoveMember:
         return {};  // the member table is not modelled
@@ -168,7 +228,7 @@ class Model {
   }
 
   StateMachineOptions options_;
-  std::map<std::string, std::pair<std::string, uint64_t>> data_;  // key -> (value, expiry)
+  std::map<std::string, Stored> data_;
   std::map<uint64_t, SessionInfo> sessions_;
   uint64_t time_ = 0;
   LogIndex applied_;
@@ -186,7 +246,8 @@ inline StateMachineOptions SmallSessionOptions() {
 inline constexpr int kWorkloadKeys = 8;
 inline std::string WorkloadKey(uint64_t i) { return "k" + std::to_string(i); }
 
-// A random log: puts, deletes, CASes (some that hold), batches, no-ops and
+// A random log: puts, deletes, CASes (some that hold), batches, transactions
+// (compares on revisions and values, some that hold), no-ops and
 // empty entries, from six clients and sessionless writes, with retries of
 // the last write, stale sequences, TTLs, and leader time that jumps ahead and
 // sometimes back (a new leader with a slower clock). Invalid commands only
@@ -219,7 +280,7 @@ inline std::vector<LogEntry> RandomLog(uint64_t seed, size_t n) {
     Command c;
     const std::string key = rnd.OneIn(40) ? std::string() : WorkloadKey(rnd.Uniform(kWorkloadKeys));
     const uint64_t ttl = rnd.OneIn(4) ? now + rnd.Range(1, 3'000) : 0;
-    switch (rnd.Uniform(6)) {
+    switch (rnd.Uniform(7)) {
       case 0:
       case 1:
         c = Command::Put(key, value(i), ttl);
@@ -248,6 +309,37 @@ inline std::vector<LogEntry> RandomLog(uint64_t seed, size_t n) {
           ops.push_back(std::move(op));
         }
         c = Command::Batch(std::move(ops));
+        break;
+      }
+      case 5: {  // a transaction whose compares hold about half the time
+        std::vector<Compare> compares;
+        const uint64_t count = rnd.Uniform(3);
+        for (uint64_t j = 0; j < count; ++j) {
+          Compare cmp;
+          cmp.key = WorkloadKey(rnd.Uniform(kWorkloadKeys));
+          cmp.op = static_cast<Compare::Op>(rnd.Range(1, 4));
+          if (rnd.OneIn(2)) {
+            cmp.target = Compare::Target::kRevision;
+            cmp.revision = rnd.OneIn(2) ? 0 : rnd.Uniform(i + 1);
+          } else {
+            cmp.target = Compare::Target::kValue;
+            cmp.value = "v" + std::to_string(rnd.Uniform(i + 1));
+          }
+          compares.push_back(std::move(cmp));
+        }
+        std::vector<BatchOp> ops;
+        const uint64_t nops = rnd.Uniform(3);
+        for (uint64_t j = 0; j < nops; ++j) {
+          BatchOp op;
+          op.key = rnd.OneIn(40) ? std::string() : WorkloadKey(rnd.Uniform(kWorkloadKeys));
+          if (rnd.OneIn(3)) {
+            op.type = BatchOp::Type::kDelete;
+          } else {
+            op.value = value(i);
+          }
+          ops.push_back(std::move(op));
+        }
+        c = Command::Txn(std::move(compares), std::move(ops));
         break;
       }
       default:

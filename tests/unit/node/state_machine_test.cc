@@ -4,6 +4,8 @@
 // and across two replicas.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -165,6 +167,150 @@ TEST_F(StateMachineTest, BatchIsAllOrNothing) {
   EXPECT_EQ(bad.code, Code::kRejected);
   EXPECT_EQ(r.Get("a"), "1b");
   EXPECT_TRUE(r.Apply(Command::Batch({})).ok());
+}
+
+// A key's revision is the index of the entry that last wrote it; an absent
+// key has revision 0; a write answers its own index.
+TEST_F(StateMachineTest, RevisionsAreTheIndexOfTheLastWrite) {
+  Replica r(&env_, "/a");
+  EXPECT_EQ(r.Apply(Command::Put("a", "1")).revision, 1u);
+  EXPECT_EQ(r.Apply(Command::Put("b", "2")).revision, 2u);
+  EXPECT_TRUE(r.ApplyData("").ok());  // index 3: a no-op
+  EXPECT_EQ(r.Apply(Command::Put("a", "3")).revision, 4u);
+  auto a = r.sm()->GetEntry("a");
+  ASSERT_OK(a);
+  EXPECT_EQ(a->value, "3");
+  EXPECT_EQ(a->revision, 4u);
+  auto b = r.sm()->GetEntry("b");
+  ASSERT_OK(b);
+  EXPECT_EQ(b->revision, 2u);
+  EXPECT_EQ(r.Apply(Command::Delete("b")).revision, 5u);
+  EXPECT_TRUE(r.sm()->GetEntry("b").status().IsNotFound());
+  // Revisions survive a restart.
+  r.Restart();
+  a = r.sm()->GetEntry("a");
+  ASSERT_OK(a);
+  EXPECT_EQ(a->revision, 4u);
+}
+
+TEST_F(StateMachineTest, TxnAppliesAllOrNothingOnItsCompares) {
+  Replica r(&env_, "/a");
+  const auto rev = [](std::string key, Compare::Op op, uint64_t revision) {
+    return Compare{std::move(key), Compare::Target::kRevision, op, revision, {}};
+  };
+  const auto val = [](std::string key, Compare::Op op, std::string value) {
+    return Compare{std::move(key), Compare::Target::kValue, op, 0, std::move(value)};
+  };
+  const auto put = [](std::string key, std::string value) {
+    return BatchOp{BatchOp::Type::kPut, std::move(key), std::move(value), 0};
+  };
+  // "Create if absent": revision == 0.
+  CommandResult created = r.Apply(Command::Txn({rev("a", Compare::Op::kEqual, 0)}, {put("a", "1"), put("b", "x")}));
+  ASSERT_EQ(created.code, Code::kOk);
+  EXPECT_EQ(created.revision, 1u);
+  EXPECT_EQ(r.Get("a"), "1");
+  EXPECT_EQ(r.Get("b"), "x");
+
+  // The same again fails, writes nothing, and says which compare failed and
+  // every compared key's revision.
+  CommandResult again = r.Apply(Command::Txn({rev("b", Compare::Op::kGreater, 0), rev("a", Compare::Op::kEqual, 0),
+                                              rev("zz", Compare::Op::kEqual, 0)},
+                                             {put("a", "2"), {BatchOp::Type::kDelete, "b", {}, 0}}));
+  EXPECT_EQ(again.code, Code::kCompareFailed);
+  EXPECT_EQ(again.failed_compare, 1u);
+  EXPECT_EQ(again.compare_revisions, (std::vector<uint64_t>{1, 1, 0}));
+  EXPECT_EQ(r.Get("a"), "1");
+  EXPECT_EQ(r.Get("b"), "x");
+
+  // Value compares: bytewise; an absent key satisfies only "not equal".
+  EXPECT_EQ(r.Apply(Command::Txn({val("a", Compare::Op::kEqual, "1"), val("b", Compare::Op::kLess, "y"),
+                                  val("none", Compare::Op::kNotEqual, "")},
+                                 {put("a", "3")}))
+                .code,
+            Code::kOk);
+  EXPECT_EQ(r.Get("a"), "3");
+  EXPECT_EQ(r.Apply(Command::Txn({val("none", Compare::Op::kEqual, "")}, {put("a", "4")})).code,
+            Code::kCompareFailed);
+  EXPECT_EQ(r.Apply(Command::Txn({val("none", Compare::Op::kLess, "zzz")}, {put("a", "4")})).code,
+            Code::kCompareFailed);
+  EXPECT_EQ(r.Apply(Command::Txn({val("a", Compare::Op::kGreater, "3")}, {put("a", "4")})).code,
+            Code::kCompareFailed);
+  // Revision compares: a's last write was index 3.
+  EXPECT_EQ(r.Apply(Command::Txn({rev("a", Compare::Op::kLess, 3)}, {put("a", "5")})).code, Code::kCompareFailed);
+  EXPECT_EQ(r.Apply(Command::Txn({rev("a", Compare::Op::kEqual, 3), rev("a", Compare::Op::kNotEqual, 4)},
+                                 {put("a", "5")}))
+                .code,
+            Code::kOk);
+  EXPECT_EQ(r.Get("a"), "5");
+  // No compares: an unconditional atomic batch. A bad op refuses it all.
+  EXPECT_EQ(r.Apply(Command::Txn({}, {put("c", "1"), put("", "no key")})).code, Code::kRejected);
+  EXPECT_EQ(r.Get("c"), "<absent>");
+  EXPECT_EQ(r.Apply(Command::Txn({rev("", Compare::Op::kEqual, 0)}, {put("c", "1")})).code, Code::kRejected);
+}
+
+TEST_F(StateMachineTest, ScanPagesThroughUserKeysInOrder) {
+  Replica r(&env_, "/a");
+  for (int i = 0; i < 30; ++i) {
+    char key[8];
+    snprintf(key, sizeof(key), "p%02d", i);
+    ASSERT_TRUE(r.Apply(Command::Put(key, std::string(i, 'v'))).ok());
+  }
+  ASSERT_TRUE(r.Apply(Command::Put("q", "other")).ok());
+  ASSERT_TRUE(r.Apply(Command::Put("o", "other")).ok());
+  ASSERT_TRUE(r.Apply(Command::Put("gone", "ttl", kT0 + 10).WithSession(0, 0, kT0)).ok());
+
+  // Pages of 7 by prefix, each starting at the last page's next_key.
+  ScanRequest request;
+  request.prefix = "p";
+  request.limit = 7;
+  std::vector<std::string> keys;
+  for (int pages = 0;; ++pages) {
+    ASSERT_LT(pages, 10);
+    auto page = r.sm()->Scan(request);
+    ASSERT_OK(page);
+    EXPECT_LE(page->entries.size(), 7u);
+    EXPECT_EQ(page->applied_index, r.sm()->applied_index().value());
+    for (const KvEntry& e : page->entries) {
+      keys.push_back(e.key);
+      EXPECT_EQ(e.value, std::string(std::stoi(e.key.substr(1)), 'v'));
+      EXPECT_EQ(e.revision, static_cast<uint64_t>(std::stoi(e.key.substr(1)) + 1));
+    }
+    if (!page->more) break;
+    request.start = page->next_key;
+  }
+  ASSERT_EQ(keys.size(), 30u);
+  EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end()));
+
+  // A range, keys only; the end is exclusive; expired keys are left out.
+  ScanRequest range;
+  range.start = "p28";
+  range.end = "q";
+  range.keys_only = true;
+  auto page = r.sm()->Scan(range);
+  ASSERT_OK(page);
+  ASSERT_EQ(page->entries.size(), 2u);
+  EXPECT_EQ(page->entries[1].key, "p29");
+  EXPECT_EQ(page->entries[1].value, "");
+  EXPECT_FALSE(page->more);
+  ScanRequest all;
+  all.limit = 1000;
+  page = r.sm()->Scan(all, kT0 + 20);
+  ASSERT_OK(page);
+  EXPECT_EQ(page->entries.size(), 32u);  // p00..p29, q, o: not "gone"
+
+  // A byte budget ends a page early, but never before its first key.
+  ScanRequest small;
+  small.prefix = "p2";
+  small.max_bytes = 45;
+  page = r.sm()->Scan(small);
+  ASSERT_OK(page);
+  ASSERT_EQ(page->entries.size(), 2u);  // 20 + 21 bytes; 22 more would pass 45
+  EXPECT_TRUE(page->more);
+  EXPECT_EQ(page->next_key, "p22");
+  small.max_bytes = 1;
+  page = r.sm()->Scan(small);
+  ASSERT_OK(page);
+  EXPECT_EQ(page->entries.size(), 1u);
 }
 
 TEST_F(StateMachineTest, LimitsRejectDeterministically) {
@@ -534,7 +680,8 @@ TEST_F(StateMachineTest, NewerFormatIsRefused) {
   {
     Replica r(&env_, "/a");
     ASSERT_TRUE(r.Apply(Command::Put("k", "1")).ok());
-    ASSERT_OK(r.engine()->Put("mapplied", std::string("\x02") + std::string(24, '\0')));
+    ASSERT_OK(r.engine()->Put("mapplied", std::string(1, static_cast<char>(StateMachine::kFormatVersion + 1)) +
+                                               std::string(24, '\0')));
   }
   auto engine = storage::Engine::Open(test::NodeEngineOptions(&env_), "/a");
   ASSERT_OK(engine);
