@@ -32,6 +32,7 @@
 #include "common/coding.h"
 #include "common/host_port.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "node/node_host.h"
 
 namespace {
@@ -54,6 +55,7 @@ struct Flags {
   uint32_t max_key_bytes = 4096;
   uint32_t max_value_bytes = 16u << 20;
   size_t max_connections = 10000;
+  size_t max_txn_ops = 128;
   int http_threads = 1;
   std::string log_level = "info";
   std::string log_format = "text";
@@ -318,6 +320,10 @@ int main(int argc, char** argv) {
                  "Open HTTP connections beyond this are answered 503 and closed")
       ->check(CLI::Range(size_t{1}, size_t{1} << 20))
       ->capture_default_str();
+  app.add_option("--max-txn-ops", flags.max_txn_ops,
+                 "Most compares, and most operations, one POST /v1/txn may hold (each)")
+      ->check(CLI::Range(size_t{1}, size_t{100000}))
+      ->capture_default_str();
   app.add_option("--http-threads", flags.http_threads, "Threads serving HTTP connections")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
@@ -449,6 +455,11 @@ int main(int argc, char** argv) {
     return rkv::http::ParseServiceStatus(reply.body);
   };
 
+  // Every metric of the process: the node's (collectors the host adds) and
+  // the HTTP front end's. Outlives both.
+  rkv::metrics::Registry metrics;
+  host_options.metrics = &metrics;
+
   RKV_LOG_INFO("event=node_start id={} dir={} members={} sync={} version={}", flags.id,
                flags.data_dir, peers.empty() ? 1 : peers.size(), flags.sync, RKV_VERSION);
   auto started_host = rkv::NodeHost::Start(std::move(host_options));
@@ -469,7 +480,8 @@ int main(int argc, char** argv) {
   server_options.limits.max_value_bytes = flags.max_value_bytes;
   server_options.limits.max_body_bytes = size_t{flags.max_value_bytes} + (1u << 20);
   server_options.limits.max_connections = flags.max_connections;
-  rkv::http::HttpHandler handler(service.get(), server_options.limits);
+  server_options.limits.max_txn_ops = flags.max_txn_ops;
+  rkv::http::HttpHandler handler(service.get(), server_options.limits, &metrics);
   rkv::http::HttpServer server(&handler, server_options);
 
   auto shutdown_node = [&] {

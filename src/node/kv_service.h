@@ -18,6 +18,7 @@
 
 #include "common/result.h"
 #include "common/status.h"
+#include "node/kv_types.h"
 
 namespace rkv {
 
@@ -76,6 +77,26 @@ struct MemberRequest {
   bool learner = true;  // false: join as a voter at once
 };
 
+// Who leads after a leadership transfer.
+struct LeaderInfo {
+  uint64_t leader = 0;
+  uint64_t term = 0;
+};
+
+// Whether this node should get client traffic (GET /readyz).
+struct Readiness {
+  bool ready = false;
+  std::string reason;  // why not, when not ready
+};
+
+// A consistent copy of the whole state (GET /v1/snapshot): a snapshot blob
+// (docs/formats/snapshot.md) at applied_index.
+struct Backup {
+  std::string data;
+  uint64_t applied_index = 0;
+  uint64_t applied_term = 0;
+};
+
 struct ClusterInfo {
   uint64_t cluster_id = 0;
   ServiceStatus self;
@@ -99,6 +120,34 @@ class KvService {
 
   // True when the service can take requests (used by health checks).
   virtual bool Healthy() const = 0;
+
+  // ---- The v1 API. Defaults: NotSupported. ----
+
+  // A key with its revision; NotFound when absent.
+  using EntryCallback = std::function<void(Result<KvEntry>)>;
+  virtual void GetEntry(std::string /*key*/, const ServiceReadOptions& /*options*/, EntryCallback done) {
+    done(Unsupported());
+  }
+  // All or nothing (kv_types.h). A failed compare is a result
+  // (succeeded = false), not an error; errors mean nothing was decided
+  // (or, for Timeout, that it may still take effect).
+  using TxnCallback = std::function<void(Result<TxnResult>)>;
+  virtual void Txn(TxnRequest /*request*/, const ServiceWriteOptions& /*options*/, TxnCallback done) {
+    done(Unsupported());
+  }
+  using ScanCallback = std::function<void(Result<ScanResult>)>;
+  virtual void Scan(ScanRequest /*request*/, const ServiceReadOptions& /*options*/, ScanCallback done) {
+    done(Unsupported());
+  }
+  // On the leader: hands leadership to voter `id` (0: the most caught-up
+  // other voter) and answers once it leads. NotLeader elsewhere.
+  using LeaderCallback = std::function<void(Result<LeaderInfo>)>;
+  virtual void TransferLeader(uint64_t /*id*/, LeaderCallback done) { done(Unsupported()); }
+  virtual Readiness Ready() const { return Readiness{Healthy(), Healthy() ? "" : "not running"}; }
+  // A consistent backup, including every write acknowledged before the
+  // call (a linearizable read of the whole state).
+  using BackupCallback = std::function<void(Result<Backup>)>;
+  virtual void TakeBackup(BackupCallback done) { done(Unsupported()); }
 
   // This node's status; cheap (no I/O).
   virtual ServiceStatus NodeStatus() const = 0;
@@ -124,6 +173,7 @@ class KvService {
 
  private:
   static Status NoMembership() { return Status::NotSupported("this service has no membership"); }
+  static Status Unsupported() { return Status::NotSupported("this service does not serve that"); }
 };
 
 }  // namespace rkv

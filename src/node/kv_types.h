@@ -24,6 +24,10 @@ struct BatchOp {
   std::string key;
   std::string value;       // kPut only
   uint64_t expiry_ms = 0;  // kPut only; absolute, 0 = never
+  // kPut only, from a client: a time to live in milliseconds that the node
+  // taking the request turns into expiry_ms (from the time it stamps on
+  // the command). Never encoded; 0 once converted.
+  uint64_t ttl_ms = 0;
 
   friend bool operator==(const BatchOp&, const BatchOp&) = default;
 };

@@ -12,6 +12,7 @@
 #include "common/logging.h"
 #include "env/env.h"
 #include "node/kv_dir.h"
+#include "node/snapshot.h"
 #include "storage/engine.h"
 #include "transport/transport.h"
 #include "wal/wal.h"
@@ -295,22 +296,75 @@ void Node::FlushForwards() {
 }
 
 void Node::Read(std::string key, ReadConsistency consistency, ReadDone done) {
-  if (!failure_.ok()) {
-    done(failure_);
-    return;
-  }
   if (consistency == ReadConsistency::kStale) {
+    if (!failure_.ok()) {
+      done(failure_);
+      return;
+    }
     done(StaleGet(key, now_ms_));
     return;
   }
+  ReadBarrier(consistency, [this, key = std::move(key), done = std::move(done)](const Status& s) {
+    if (!s.ok()) {
+      done(s);
+      return;
+    }
+    done(state_machine_->Get(key, now_ms_));
+  });
+}
+
+void Node::ReadEntry(std::string key, ReadConsistency consistency, EntryDone done) {
+  if (consistency == ReadConsistency::kStale) {
+    if (!failure_.ok()) {
+      done(failure_);
+      return;
+    }
+    done(StaleGetEntry(key, now_ms_));
+    return;
+  }
+  ReadBarrier(consistency, [this, key = std::move(key), done = std::move(done)](const Status& s) {
+    if (!s.ok()) {
+      done(s);
+      return;
+    }
+    done(state_machine_->GetEntry(key, now_ms_));
+  });
+}
+
+void Node::Scan(ScanRequest request, ReadConsistency consistency, ScanDone done) {
+  if (consistency == ReadConsistency::kStale) {
+    if (!failure_.ok()) {
+      done(failure_);
+      return;
+    }
+    done(StaleScan(request, now_ms_));
+    return;
+  }
+  ReadBarrier(consistency, [this, request = std::move(request), done = std::move(done)](const Status& s) {
+    if (!s.ok()) {
+      done(s);
+      return;
+    }
+    done(state_machine_->Scan(request, now_ms_));
+  });
+}
+
+void Node::ReadBarrier(ReadConsistency consistency, ReadyFn ready) {
+  if (!failure_.ok()) {
+    ready(failure_);
+    return;
+  }
+  if (consistency == ReadConsistency::kStale) {
+    ready(Status::OK());
+    return;
+  }
   if (reads_by_id_.size() + reads_by_index_.size() >= options_.max_pending_reads) {
-    done(Status::Busy("too many reads in flight"));
+    ready(Status::Busy("too many reads in flight"));
     return;
   }
   PendingRead read;
-  read.key = std::move(key);
   read.lease = consistency == ReadConsistency::kLease;
-  read.done = std::move(done);
+  read.ready = std::move(ready);
   read.deadline_tick = ticks_ + options_.request_timeout_ticks;
   IssueRead(std::move(read));
 }
@@ -320,7 +374,7 @@ void Node::IssueRead(PendingRead read) {
   Status s = raft_->ReadIndex(id, read.lease);
   if (!s.ok()) {
     if (s.IsNotLeader()) s = Status::NotLeader("no leader; try again shortly");
-    read.done(s);
+    read.ready(s);
     return;
   }
   read.retry_tick = ticks_ + options_.retry_ticks;
@@ -333,8 +387,21 @@ Result<std::string> Node::StaleGet(std::string_view key, uint64_t now_ms) const 
   return state_machine_->Get(key, now_ms);
 }
 
+Result<KvEntry> Node::StaleGetEntry(std::string_view key, uint64_t now_ms) const {
+  std::shared_lock lock(engine_mu_);
+  if (!stale_refusal_.ok()) return stale_refusal_;
+  return state_machine_->GetEntry(key, now_ms);
+}
+
+Result<ScanResult> Node::StaleScan(const ScanRequest& request, uint64_t now_ms) const {
+  std::shared_lock lock(engine_mu_);
+  if (!stale_refusal_.ok()) return stale_refusal_;
+  return state_machine_->Scan(request, now_ms);
+}
+
 void Node::ServeRead(PendingRead& read) {
-  read.done(state_machine_->Get(read.key, now_ms_));
+  metrics_.reads_served.Inc();
+  read.ready(Status::OK());
 }
 
 void Node::ServeAppliedReads() {
@@ -355,6 +422,7 @@ void Node::CheckTimeouts() {
         // The write may still be applied later; its slot moves on to the
         // next sequence, so a late copy is refused as stale.
         if (w.slot) ReleaseSlot(w.client_id, w.sequence);
+        metrics_.proposals_failed.Inc();
         w.done(Status::Timeout("write not committed in time; it may still take effect"));
         list.erase(list.begin() + static_cast<std::ptrdiff_t>(i));
         --write_count_;
@@ -375,7 +443,8 @@ void Node::CheckTimeouts() {
   for (auto it = reads_by_id_.begin(); it != reads_by_id_.end();) {
     PendingRead& r = it->second;
     if (ticks_ >= r.deadline_tick) {
-      r.done(Status::Timeout("read not confirmed in time"));
+      metrics_.reads_failed.Inc();
+      r.ready(Status::Timeout("read not confirmed in time"));
       it = reads_by_id_.erase(it);
     } else if (ticks_ >= r.retry_tick) {
       // Its round was lost (a leader change or a dropped message): ask again
@@ -407,7 +476,8 @@ void Node::CheckTimeouts() {
   }
   for (auto it = reads_by_index_.begin(); it != reads_by_index_.end();) {
     if (ticks_ >= it->second.deadline_tick) {
-      it->second.done(Status::Timeout("this node did not catch up in time"));
+      metrics_.reads_failed.Inc();
+      it->second.ready(Status::Timeout("this node did not catch up in time"));
       it = reads_by_index_.erase(it);
     } else {
       ++it;
@@ -440,6 +510,109 @@ void Node::Process() {
     // An applied change lets the next one be proposed.
     if (failure_.ok()) AdvanceMembership();
   }
+  if (failure_.ok()) AdvanceTransfers();
+}
+
+void Node::TransferLeader(NodeId target, LeaderDone done) {
+  if (!failure_.ok()) {
+    done(failure_);
+    return;
+  }
+  if (raft_->role() != raft::Role::kLeader) {
+    done(Status::NotLeader("leadership is transferred by the leader"));
+    return;
+  }
+  const raft::Configuration& config = raft_->configuration();
+  if (target == kNoNode) {
+    // The most caught-up other voter takes over soonest.
+    LogIndex best;
+    for (NodeId id : config.voters) {
+      if (id == options_.id) continue;
+      const LogIndex match = raft_->progress(id).match_index;
+      if (target == kNoNode || match > best) {
+        target = id;
+        best = match;
+      }
+    }
+    if (target == kNoNode) {
+      done(Status::InvalidArgument("this node is the only voter: there is no one to hand leadership to"));
+      return;
+    }
+  }
+  if (target == options_.id) {
+    done(LeaderInfo{options_.id.value(), raft_->current_term().value()});
+    return;
+  }
+  if (!config.IsVoter(target)) {
+    done(Status::NotFound(fmt::format("member {} is not a voter of the cluster", target.value())));
+    return;
+  }
+  RKV_LOG_INFO("event=leader_transfer_start from={} to={} term={}", options_.id.value(), target.value(),
+               raft_->current_term().value());
+  Status s = raft_->TransferLeadership(target);
+  if (!s.ok()) {
+    done(s);
+    return;
+  }
+  metrics_.leader_transfers.Inc();
+  transfers_.push_back(PendingTransfer{target, std::move(done), ticks_ + options_.request_timeout_ticks,
+                                       ticks_ + options_.election_timeout_ticks});
+}
+
+void Node::AdvanceTransfers() {
+  for (auto it = transfers_.begin(); it != transfers_.end();) {
+    const NodeId leader = raft_->leader_id();
+    Result<LeaderInfo> answer = Status::OK();
+    bool finished = true;
+    if (leader == it->target && raft_->role() != raft::Role::kLeader) {
+      answer = LeaderInfo{leader.value(), raft_->current_term().value()};
+      RKV_LOG_INFO("event=leader_transfer_done to={} term={}", leader.value(), raft_->current_term().value());
+    } else if (leader != kNoNode && leader != options_.id) {
+      answer = Status::Aborted(fmt::format("member {} was elected instead of {}", leader.value(),
+                                           it->target.value()));
+    } else if (ticks_ >= it->deadline_tick) {
+      answer = Status::Timeout(fmt::format("member {} did not take over in time (is it reachable and caught up?)",
+                                           it->target.value()));
+    } else {
+      finished = false;
+      // The core gives a transfer one election timeout; while this node
+      // still leads, ask again until the deadline.
+      if (raft_->role() == raft::Role::kLeader && ticks_ >= it->retry_tick) {
+        it->retry_tick = ticks_ + options_.election_timeout_ticks;
+        if (raft_->configuration().IsVoter(it->target)) (void)raft_->TransferLeadership(it->target);
+      }
+    }
+    if (!finished) {
+      ++it;
+      continue;
+    }
+    if (!answer.ok()) {
+      RKV_LOG_WARN("event=leader_transfer_failed to={} error=\"{}\"", it->target.value(),
+                   answer.status().ToString());
+    }
+    LeaderDone done = std::move(it->done);
+    it = transfers_.erase(it);
+    done(std::move(answer));
+  }
+}
+
+void Node::TakeBackup(BackupDone done) {
+  ReadBarrier(ReadConsistency::kLinearizable, [this, done = std::move(done)](const Status& s) {
+    if (!s.ok()) {
+      done(s);
+      return;
+    }
+    const LogIndex index = state_machine_->applied_index();
+    const Term term = state_machine_->applied_term();
+    Result<std::string> blob = BuildSnapshot(engine_.get(), SnapshotMeta{index, term});
+    if (!blob.ok()) {
+      done(blob.status());
+      return;
+    }
+    metrics_.backups_taken.Inc();
+    RKV_LOG_INFO("event=backup_taken applied_index={} bytes={}", index.value(), blob->size());
+    done(Backup{std::move(*blob), index.value(), term.value()});
+  });
 }
 
 void Node::Send(std::vector<raft::Message>& messages) {
@@ -455,6 +628,7 @@ void Node::HandleReady(raft::Ready ready) {
                    raft::RoleName(ready.soft_state->role));
       last_leader_ = ready.soft_state->leader_id;
       leader_changed = true;
+      metrics_.leader_changes.Inc();
     }
   }
   // 1. A leader's appends leave while its own write is in progress.
@@ -482,10 +656,17 @@ void Node::HandleReady(raft::Ready ready) {
   Send(ready.messages);
 
   // 4. Apply, answer.
+  const uint64_t apply_start = ready.committed_entries.empty() || !options_.metrics_clock_ns
+                                   ? 0
+                                   : options_.metrics_clock_ns();
   for (const raft::Entry& entry : ready.committed_entries) {
     ApplyEntry(entry);
     if (!failure_.ok()) return;
   }
+  if (apply_start != 0) {
+    metrics_.apply_seconds.Observe(static_cast<double>(options_.metrics_clock_ns() - apply_start) * 1e-9);
+  }
+  metrics_.entries_applied.Inc(ready.committed_entries.size());
   const LogIndex applied = state_machine_->applied_index();
   for (const raft::ReadState& rs : ready.read_states) {
     auto it = reads_by_id_.find(rs.request_id);
@@ -557,6 +738,7 @@ void Node::ApplyEntry(const raft::Entry& entry) {
     list.erase(list.begin() + static_cast<std::ptrdiff_t>(i));
     --write_count_;
     if (w.slot) ReleaseSlot(w.client_id, w.sequence);
+    metrics_.proposals_committed.Inc();
     w.done(*result);
   }
   if (list.empty()) writes_.erase(it);
@@ -819,15 +1001,19 @@ void Node::Fail(const Status& status) {
 void Node::AbortAll(const Status& status) {
   for (auto& [client, list] : writes_) {
     for (PendingWrite& w : list) w.done(status);
+    metrics_.proposals_failed.Inc(list.size());
   }
   writes_.clear();
   write_count_ = 0;
-  for (auto& [id, r] : reads_by_id_) r.done(status);
+  for (auto& [id, r] : reads_by_id_) r.ready(status);
   reads_by_id_.clear();
-  for (auto& [index, r] : reads_by_index_) r.done(status);
+  for (auto& [index, r] : reads_by_index_) r.ready(status);
   reads_by_index_.clear();
   while (!changes_.empty()) FinishChange(status);
   change_applied_ = false;
+  std::vector<PendingTransfer> transfers = std::move(transfers_);
+  transfers_.clear();
+  for (PendingTransfer& t : transfers) t.done(status);
 }
 
 // ---------------------------------------------------------------------------
@@ -872,6 +1058,41 @@ Status Node::Close() {
     if (!s.ok() && result.ok()) result = s;
   }
   return result;
+}
+
+}  // namespace rkv
+
+namespace rkv {
+
+void NodeMetrics::Collect(metrics::Registry::Collector& out) const {
+  const auto counter = [&](std::string_view name, std::string_view help, const metrics::Counter& c) {
+    out.Counter(name, help, static_cast<double>(c.value()));
+  };
+  counter("raft_kv_leader_changes_total", "Times this node saw the leader change (to none included).",
+          leader_changes);
+  counter("raft_kv_proposals_committed_total", "Writes this node took that were applied.", proposals_committed);
+  counter("raft_kv_proposals_failed_total",
+          "Writes this node took that were answered with an error (timeout, shutdown).", proposals_failed);
+  counter("raft_kv_entries_applied_total", "Log entries applied to the state machine.", entries_applied);
+  counter("raft_kv_reads_served_total", "Linearizable and lease reads that passed their read barrier.",
+          reads_served);
+  counter("raft_kv_reads_failed_total", "Linearizable and lease reads that timed out.", reads_failed);
+  counter("raft_kv_snapshots_built_total", "Snapshots built to send to followers.", snapshots_built);
+  counter("raft_kv_snapshots_installed_total", "Snapshots received from a leader and installed.",
+          snapshots_installed);
+  counter("raft_kv_backups_total", "Backups taken (GET /v1/snapshot).", backups_taken);
+  counter("raft_kv_leader_transfers_total", "Leadership transfers this node started.", leader_transfers);
+  out.Histogram("raft_kv_apply_duration_seconds", "Time to apply the committed entries of one Raft Ready.",
+                apply_seconds);
+  out.Histogram("raft_kv_snapshot_build_duration_seconds", "Time to build a snapshot for followers.",
+                snapshot_build_seconds);
+  out.Histogram("raft_kv_snapshot_install_duration_seconds", "Time to install a snapshot from the leader.",
+                snapshot_install_seconds);
+}
+
+void Node::CollectStorageMetrics(metrics::Registry::Collector& /*out*/) const {
+  // The WAL's and the engine's own metrics are added here once they export
+  // them.
 }
 
 }  // namespace rkv

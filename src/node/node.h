@@ -45,6 +45,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/metrics.h"
 #include "common/result.h"
 #include "common/status.h"
 #include "common/types.h"
@@ -121,6 +122,32 @@ struct NodeOptions {
   raft::RaftConfig raft;  // id, timing and applied_index are set by the node
 
   uint64_t random_seed = 0;
+
+  // Monotonic nanoseconds, for the durations the metrics record (apply,
+  // snapshot build and install). Never used to decide anything; nullptr:
+  // durations are not recorded (the simulator).
+  std::function<uint64_t()> metrics_clock_ns;
+};
+
+// What a node counts as it runs (GET /metrics). Updated on the node thread,
+// read from a scraping thread: lock-free metrics only.
+struct NodeMetrics {
+  metrics::Counter leader_changes;
+  metrics::Counter proposals_committed;  // writes this node took, applied
+  metrics::Counter proposals_failed;     // ... answered with an error (timeout, refused)
+  metrics::Counter entries_applied;
+  metrics::Counter reads_served;
+  metrics::Counter reads_failed;
+  metrics::Counter snapshots_built;
+  metrics::Counter snapshots_installed;
+  metrics::Counter backups_taken;
+  metrics::Counter leader_transfers;
+  metrics::Histogram apply_seconds{metrics::LatencyBuckets()};  // one Ready's committed entries
+  metrics::Histogram snapshot_build_seconds{metrics::LatencyBuckets()};
+  metrics::Histogram snapshot_install_seconds{metrics::LatencyBuckets()};
+
+  // Every metric above, as raft_kv_* families.
+  void Collect(metrics::Registry::Collector& out) const;
 };
 
 // What the node knows about itself (GET /v1/status).
@@ -153,6 +180,13 @@ class Node {
   using WriteDone = std::function<void(Result<CommandResult>)>;
   using ReadDone = std::function<void(Result<std::string>)>;
   using MembershipDone = std::function<void(Result<MembershipInfo>)>;
+  using EntryDone = std::function<void(Result<KvEntry>)>;
+  using ScanDone = std::function<void(Result<ScanResult>)>;
+  // Runs on the node thread once a read may see the state machine: ok, then
+  // state_machine() is at or past the read's index; else why not.
+  using ReadyFn = std::function<void(const Status&)>;
+  using LeaderDone = std::function<void(Result<LeaderInfo>)>;
+  using BackupDone = std::function<void(Result<Backup>)>;
 
   // Opens (or creates) the node's data: the WAL, the engine, the state
   // machine, and replays the log after the engine's applied index.
@@ -171,8 +205,15 @@ class Node {
   // A put, delete, cas or batch (the session fields are filled here).
   // idempotency_key non-empty: retries of the same key are applied once.
   void Write(Command command, std::string_view idempotency_key, WriteDone done);
-  // kLinearizable or kLease; kStale is StaleGet.
+  // A read at `consistency` (kStale: StaleGet's answer, at once).
   void Read(std::string key, ReadConsistency consistency, ReadDone done);
+  // The same with the key's revision.
+  void ReadEntry(std::string key, ReadConsistency consistency, EntryDone done);
+  // A page of keys (kv_types.h), consistent at one applied index.
+  void Scan(ScanRequest request, ReadConsistency consistency, ScanDone done);
+  // The primitive under the three: `ready` runs (on the node thread) when
+  // the state machine may be read at `consistency`, at once for kStale.
+  void ReadBarrier(ReadConsistency consistency, ReadyFn ready);
   // On the leader: changes the membership (one Raft single-server change at
   // a time, in the order asked) and answers with the membership once the
   // change is applied here. A change already in effect (the member is there
@@ -185,11 +226,26 @@ class Node {
   // request_timeout_ticks (the change may still take effect).
   void ChangeMembership(MembershipChange change, MembershipDone done);
 
+  // On the leader: hands leadership to voter `target` (kNoNode: the other
+  // voter with the highest match index) and answers once this node sees it
+  // lead. Writes that arrive meanwhile wait (the core refuses proposals
+  // during a transfer; they are proposed again to the new leader). Errors:
+  // NotLeader elsewhere, NotFound for a target that is not a voter,
+  // InvalidArgument for a lone voter, Timeout when the target did not take
+  // over within request_timeout_ticks (Aborted if another node did).
+  void TransferLeader(NodeId target, LeaderDone done);
+  // A snapshot of the whole state, after a linearizable read barrier: it
+  // holds every write acknowledged before the call. Built on the node
+  // thread, as the snapshots for followers are.
+  void TakeBackup(BackupDone done);
+
   // Handles everything the inputs caused (see the top of the file).
   void Process();
 
   // This node's state machine as it is now. Thread-safe.
   Result<std::string> StaleGet(std::string_view key, uint64_t now_ms) const;
+  Result<KvEntry> StaleGetEntry(std::string_view key, uint64_t now_ms) const;
+  Result<ScanResult> StaleScan(const ScanRequest& request, uint64_t now_ms) const;
 
   NodeStatus status() const;
   // The configuration as of the applied index, with each member's
@@ -205,6 +261,11 @@ class Node {
   const raft::RaftNode& raft() const { return *raft_; }
   const wal::Wal& wal() const { return *wal_; }
   const StateMachine& state_machine() const { return *state_machine_; }
+  // Thread-safe (lock-free counters).
+  const NodeMetrics& metrics() const { return metrics_; }
+  // The WAL's and engine's own metrics, for a scraping thread: the engine
+  // is read under the lock that guards its replacement.
+  void CollectStorageMetrics(metrics::Registry::Collector& out) const;
   // True once the node has stopped on an error it cannot continue from
   // (a failed WAL or engine write); every request is then refused.
   const Status& failure() const { return failure_; }
@@ -224,9 +285,8 @@ class Node {
     uint64_t retry_tick = 0;
   };
   struct PendingRead {
-    std::string key;
     bool lease = false;
-    ReadDone done;
+    ReadyFn ready;
     uint64_t deadline_tick = 0;
     uint64_t retry_tick = 0;
   };
@@ -262,6 +322,13 @@ class Node {
     Term term;
     LogIndex catch_up_to;    // kPromote: what the learner must have first
   };
+  struct PendingTransfer {
+    NodeId target;
+    LeaderDone done;
+    uint64_t deadline_tick = 0;
+    uint64_t retry_tick = 0;
+  };
+  void AdvanceTransfers();
   void AdvanceMembership();
   void FinishChange(Result<MembershipInfo> result);
   void SyncPeers();
@@ -327,6 +394,8 @@ class Node {
   bool announcing_ = false;
   uint64_t next_announce_tick_ = 0;
   bool removed_ = false;
+  std::vector<PendingTransfer> transfers_;
+  mutable NodeMetrics metrics_;
 
   uint64_t next_read_id_ = 1;
   std::unordered_map<uint64_t, PendingRead> reads_by_id_;  // waiting for a read index

@@ -4,6 +4,8 @@
 #include <future>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "common/logging.h"
 #include "transport/transport.h"
 
@@ -53,8 +55,34 @@ Status ResultToStatus(const Result<CommandResult>& result) {
       return Status::Aborted("compare-and-swap failed");
     case CommandResult::Code::kStaleSequence:
       return Status::Aborted("a newer write of this client was applied already");
+    case CommandResult::Code::kCompareFailed:
+      return Status::Aborted("a compare of the transaction failed");
   }
   return Status::OK();
+}
+
+uint64_t SteadyNanos() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// The cheapest command that does what `request` asks: a plain put or
+// delete when there is nothing to compare and one op.
+Command TxnCommand(TxnRequest request, uint64_t now_ms) {
+  for (BatchOp& op : request.ops) {
+    if (op.ttl_ms != 0) {
+      op.expiry_ms = now_ms + op.ttl_ms;
+      op.ttl_ms = 0;
+    }
+  }
+  if (request.compares.empty() && request.ops.size() == 1) {
+    BatchOp& op = request.ops[0];
+    if (op.type == BatchOp::Type::kPut) return Command::Put(std::move(op.key), std::move(op.value), op.expiry_ms);
+    return Command::Delete(std::move(op.key));
+  }
+  if (request.compares.empty()) return Command::Batch(std::move(request.ops));
+  return Command::Txn(std::move(request.compares), std::move(request.ops));
 }
 
 }  // namespace
@@ -94,6 +122,7 @@ Result<std::unique_ptr<NodeHost>> NodeHost::Start(NodeHostOptions options) {
   }
 
   self->options_.node.cluster_id = self->options_.cluster_id;
+  if (!self->options_.node.metrics_clock_ns) self->options_.node.metrics_clock_ns = SteadyNanos;
   RKV_ASSIGN_OR_RETURN(self->node_, Node::Open(self->options_.node, self->transport_.get()));
   self->cluster_id_ = self->node_->cluster_id();
   if (self->cluster_id_ != self->options_.cluster_id) {
@@ -125,6 +154,10 @@ Result<std::unique_ptr<NodeHost>> NodeHost::Start(NodeHostOptions options) {
     self->peer_listener_ = true;
   }
   self->Publish();
+  if (self->options_.metrics != nullptr) {
+    self->collector_id_ =
+        self->options_.metrics->AddCollector([self](metrics::Registry::Collector& out) { self->Collect(out); });
+  }
   self->running_ = true;
   self->loop_ = std::thread([self] { self->Loop(); });
   return host;
@@ -177,7 +210,8 @@ void NodeHost::Loop() {
 }
 
 void NodeHost::Publish() {
-  ServiceStatus status = ToServiceStatus(node_->status());
+  const rkv::NodeStatus node_status = node_->status();
+  ServiceStatus status = ToServiceStatus(node_status);
   MembershipInfo membership = node_->membership();
   for (MemberInfo& m : membership.members) {
     FillAddresses(&m);
@@ -191,6 +225,52 @@ void NodeHost::Publish() {
   std::lock_guard lock(status_mu_);
   status_ = std::move(status);
   membership_ = std::move(membership);
+  removed_ = node_->removed();
+  pending_writes_ = node_status.pending_writes;
+  pending_reads_ = node_status.pending_reads;
+}
+
+void NodeHost::Collect(metrics::Registry::Collector& out) const {
+  ServiceStatus status;
+  uint64_t pending_writes = 0;
+  uint64_t pending_reads = 0;
+  {
+    std::lock_guard lock(status_mu_);
+    status = status_;
+    pending_writes = pending_writes_;
+    pending_reads = pending_reads_;
+  }
+  out.Gauge("raft_kv_term", "The current Raft term.", static_cast<double>(status.term));
+  for (const char* role : {"leader", "follower", "candidate", "pre-candidate"}) {
+    out.Gauge("raft_kv_role", "1 for this node's current Raft role, 0 for the others.",
+              status.role == role ? 1.0 : 0.0, {{"role", role}});
+  }
+  out.Gauge("raft_kv_is_leader", "1 if this node is the leader.", status.role == "leader" ? 1.0 : 0.0);
+  out.Gauge("raft_kv_leader_id", "The member id of the leader this node knows (0: none).",
+            static_cast<double>(status.leader));
+  out.Gauge("raft_kv_commit_index", "The highest log index known committed.",
+            static_cast<double>(status.commit_index));
+  out.Gauge("raft_kv_applied_index", "The highest log index applied to the state machine.",
+            static_cast<double>(status.applied_index));
+  out.Gauge("raft_kv_log_first_index", "The first log index still held (after compaction).",
+            static_cast<double>(status.first_index));
+  out.Gauge("raft_kv_log_last_index", "The last log index held.", static_cast<double>(status.last_index));
+  out.Gauge("raft_kv_members", "Members of the cluster by kind.", static_cast<double>(status.voters.size()),
+            {{"kind", "voter"}});
+  out.Gauge("raft_kv_members", "Members of the cluster by kind.", static_cast<double>(status.learners.size()),
+            {{"kind", "learner"}});
+  out.Gauge("raft_kv_pending_writes", "Writes taken and not yet answered.", static_cast<double>(pending_writes));
+  out.Gauge("raft_kv_pending_reads", "Reads waiting for their read index.", static_cast<double>(pending_reads));
+  for (const auto& [id, match] : status.match_index) {
+    if (id == status.id) continue;
+    out.Gauge("raft_kv_follower_match_index", "Leader only: the highest index each follower holds.",
+              static_cast<double>(match), {{"peer", std::to_string(id)}});
+    out.Gauge("raft_kv_follower_lag_entries", "Leader only: entries each follower lacks of the leader's log.",
+              static_cast<double>(status.last_index > match ? status.last_index - match : 0),
+              {{"peer", std::to_string(id)}});
+  }
+  node_->metrics().Collect(out);
+  node_->CollectStorageMetrics(out);
 }
 
 void NodeHost::FillAddresses(MemberInfo* member) const {
@@ -261,6 +341,97 @@ void NodeHost::Put(std::string key, std::string value, const ServiceWriteOptions
 
 void NodeHost::Delete(std::string key, const ServiceWriteOptions& options, WriteCallback done) {
   Write(Command::Delete(std::move(key)), options, std::move(done));
+}
+
+void NodeHost::GetEntry(std::string key, const ServiceReadOptions& options, EntryCallback done) {
+  if (options.consistency == ReadConsistency::kStale) {
+    if (!running_.load(std::memory_order_acquire)) {
+      done(Status::ShuttingDown("node is stopping"));
+      return;
+    }
+    done(node_->StaleGetEntry(key, NowMs()));
+    return;
+  }
+  auto shared_done = std::make_shared<EntryCallback>(std::move(done));
+  Submit(
+      [key = std::move(key), consistency = options.consistency, shared_done](Node& node) mutable {
+        node.ReadEntry(std::move(key), consistency,
+                       [shared_done](Result<KvEntry> r) { (*shared_done)(std::move(r)); });
+      },
+      [shared_done](Status s) { (*shared_done)(s); });
+}
+
+void NodeHost::Scan(ScanRequest request, const ServiceReadOptions& options, ScanCallback done) {
+  if (options.consistency == ReadConsistency::kStale) {
+    if (!running_.load(std::memory_order_acquire)) {
+      done(Status::ShuttingDown("node is stopping"));
+      return;
+    }
+    done(node_->StaleScan(request, NowMs()));
+    return;
+  }
+  auto shared_done = std::make_shared<ScanCallback>(std::move(done));
+  Submit(
+      [request = std::move(request), consistency = options.consistency, shared_done](Node& node) mutable {
+        node.Scan(std::move(request), consistency,
+                  [shared_done](Result<ScanResult> r) { (*shared_done)(std::move(r)); });
+      },
+      [shared_done](Status s) { (*shared_done)(s); });
+}
+
+void NodeHost::Txn(TxnRequest request, const ServiceWriteOptions& options, TxnCallback done) {
+  auto shared_done = std::make_shared<TxnCallback>(std::move(done));
+  Submit(
+      [this, request = std::move(request), key = options.idempotency_key, shared_done](Node& node) mutable {
+        node.Write(TxnCommand(std::move(request), NowMs()), key, [shared_done](Result<CommandResult> r) {
+          if (!r.ok()) {
+            (*shared_done)(r.status());
+            return;
+          }
+          TxnResult out;
+          switch (r->code) {
+            case CommandResult::Code::kOk:
+              out.revision = r->revision;
+              break;
+            case CommandResult::Code::kCompareFailed:
+              out.succeeded = false;
+              out.failed_compare = static_cast<size_t>(r->failed_compare);
+              out.compare_revisions = std::move(r->compare_revisions);
+              break;
+            default:
+              (*shared_done)(ResultToStatus(r));
+              return;
+          }
+          (*shared_done)(std::move(out));
+        });
+      },
+      [shared_done](Status s) { (*shared_done)(s); });
+}
+
+void NodeHost::TransferLeader(uint64_t id, LeaderCallback done) {
+  auto shared_done = std::make_shared<LeaderCallback>(std::move(done));
+  Submit(
+      [id, shared_done](Node& node) {
+        node.TransferLeader(NodeId{id}, [shared_done](Result<LeaderInfo> r) { (*shared_done)(std::move(r)); });
+      },
+      [shared_done](Status s) { (*shared_done)(s); });
+}
+
+void NodeHost::TakeBackup(BackupCallback done) {
+  auto shared_done = std::make_shared<BackupCallback>(std::move(done));
+  Submit([shared_done](Node& node) { node.TakeBackup([shared_done](Result<Backup> r) { (*shared_done)(std::move(r)); }); },
+         [shared_done](Status s) { (*shared_done)(s); });
+}
+
+Readiness NodeHost::Ready() const {
+  if (!running_.load(std::memory_order_acquire)) return {false, "not running"};
+  std::lock_guard lock(status_mu_);
+  if (removed_) return {false, "removed from the cluster"};
+  if (status_.leader == 0) return {false, "no leader"};
+  if (status_.applied_index + options_.ready_max_lag < status_.commit_index) {
+    return {false, fmt::format("catching up: applied {} of {}", status_.applied_index, status_.commit_index)};
+  }
+  return {true, ""};
 }
 
 void NodeHost::ChangeMembership(MembershipChange change, MembershipCallback done) {
@@ -372,6 +543,7 @@ Status NodeHost::Stop() {
     stopping_ = true;
   }
   cv_.notify_all();
+  if (options_.metrics != nullptr && collector_id_ != 0) options_.metrics->RemoveCollector(collector_id_);
   if (loop_.joinable()) loop_.join();
   running_ = false;
   // Requests that never reached the loop run against the closed node,

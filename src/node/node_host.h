@@ -55,6 +55,12 @@ struct NodeHostOptions {
   // Asks a member at an HTTP address for its status (GET /v1/status).
   // Optional; without it GET /v1/cluster shows only what this node knows.
   std::function<Result<ServiceStatus>(const std::string& http_address)> fetch_status;
+  // Where the node's metrics go (collectors added at Start, removed at
+  // Stop); nullptr: none. Must outlive the host.
+  metrics::Registry* metrics = nullptr;
+  // GET /readyz: a follower more than this many entries behind what it
+  // knows is committed is not ready.
+  uint64_t ready_max_lag = 1000;
 };
 
 class NodeHost final : public KvService {
@@ -70,6 +76,12 @@ class NodeHost final : public KvService {
            WriteCallback done) override;
   void Delete(std::string key, const ServiceWriteOptions& options, WriteCallback done) override;
   bool Healthy() const override;
+  void GetEntry(std::string key, const ServiceReadOptions& options, EntryCallback done) override;
+  void Txn(TxnRequest request, const ServiceWriteOptions& options, TxnCallback done) override;
+  void Scan(ScanRequest request, const ServiceReadOptions& options, ScanCallback done) override;
+  void TransferLeader(uint64_t id, LeaderCallback done) override;
+  Readiness Ready() const override;
+  void TakeBackup(BackupCallback done) override;
   ServiceStatus NodeStatus() const override;
   void Cluster(std::function<void(ClusterInfo)> done) override;
   MembershipInfo Members() const override;
@@ -96,6 +108,7 @@ class NodeHost final : public KvService {
   void FillAddresses(MemberInfo* member) const;
   void Loop();
   void Publish();
+  void Collect(metrics::Registry::Collector& out) const;
   uint64_t NowMs() const;
 
   NodeHostOptions options_;
@@ -118,6 +131,10 @@ class NodeHost final : public KvService {
   mutable std::mutex status_mu_;
   ServiceStatus status_;
   MembershipInfo membership_;
+  bool removed_ = false;
+  uint64_t pending_writes_ = 0;
+  uint64_t pending_reads_ = 0;
+  uint64_t collector_id_ = 0;
 
   // Cluster() requests asking other members on threads of their own. Stop()
   // waits until none runs; shared, since a thread still touches it right

@@ -49,7 +49,12 @@ Status Node::PrepareSnapshot() const {
   const LogIndex needed = wal_->FirstIndex() - 1;
   if (!snapshot_cache_ || snapshot_cache_->metadata.last_index < needed) {
     const Term term = state_machine_->applied_term();
+    const uint64_t start = options_.metrics_clock_ns ? options_.metrics_clock_ns() : 0;
     RKV_ASSIGN_OR_RETURN(std::string data, BuildSnapshot(engine_.get(), SnapshotMeta{applied, term}));
+    metrics_.snapshots_built.Inc();
+    if (start != 0) {
+      metrics_.snapshot_build_seconds.Observe(static_cast<double>(options_.metrics_clock_ns() - start) * 1e-9);
+    }
     RKV_LOG_INFO("event=snapshot_built index={} term={} bytes={}", applied.value(), term.value(),
                  data.size());
     snapshot_cache_ = raft::Snapshot{raft::SnapshotMetadata{applied, term, raft_->configuration()},
@@ -60,6 +65,7 @@ Status Node::PrepareSnapshot() const {
 
 void Node::InstallSnapshot(const raft::Snapshot& snapshot) {
   const raft::SnapshotMetadata& meta = snapshot.metadata;
+  const uint64_t start = options_.metrics_clock_ns ? options_.metrics_clock_ns() : 0;
   SnapshotSummary summary;
   Result<std::string> path = kv_dir_->InstallSnapshot(snapshot.data, EngineOptions(), &summary);
   if (path.ok() && summary.meta.applied_index != meta.last_index) {
@@ -88,6 +94,10 @@ void Node::InstallSnapshot(const raft::Snapshot& snapshot) {
     return;
   }
   snapshot_cache_.reset();
+  metrics_.snapshots_installed.Inc();
+  if (start != 0) {
+    metrics_.snapshot_install_seconds.Observe(static_cast<double>(options_.metrics_clock_ns() - start) * 1e-9);
+  }
   RKV_LOG_INFO("event=snapshot_installed index={} term={} keys={} bytes={} dir={}",
                meta.last_index.value(), meta.last_term.value(), summary.records,
                snapshot.data.size(), *path);

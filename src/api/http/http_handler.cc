@@ -6,36 +6,23 @@
 
 #include <fmt/format.h>
 
+#include <array>
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 
+#include "api/http/http_util.h"
 #include "common/json_fields.h"
+#include "common/metrics.h"
 
 namespace rkv::http {
-namespace {
+
+namespace internal {
 
 namespace json = boost::json;
-
-constexpr std::string_view kAllowKey = "GET, POST, PUT, DELETE";
-constexpr std::string_view kHealthPath = "/healthz";
-constexpr std::string_view kStatusPath = "/v1/status";
-constexpr std::string_view kClusterPath = "/v1/cluster";
-// Everything below it is a membership route, never a key.
-constexpr std::string_view kMembersPath = "/v1/cluster/members";
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i];
-    char y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 HttpResponse JsonResponse(int http_status, const json::value& body) {
   HttpResponse response;
@@ -44,15 +31,16 @@ HttpResponse JsonResponse(int http_status, const json::value& body) {
   return response;
 }
 
-HttpResponse Success() { return JsonResponse(200, json::object{{"success", true}}); }
-
 HttpResponse MethodNotAllowed(std::string_view allow) {
   HttpResponse response = ErrorResponse(405, "method_not_allowed", "method not allowed");
   response.headers.emplace_back("Allow", std::string(allow));
   return response;
 }
 
-// Parses ?consistency=...; false when the value is unknown.
+HttpResponse TooLarge(std::string_view what, size_t size, size_t limit) {
+  return ErrorResponse(413, "too_large", fmt::format("{} is {} bytes; the limit is {}", what, size, limit));
+}
+
 bool ParseConsistency(const boost::urls::url_view& url, ServiceReadOptions* options) {
   if (!url.has_query()) return true;
   for (auto param : url.params()) {
@@ -69,6 +57,144 @@ bool ParseConsistency(const boost::urls::url_view& url, ServiceReadOptions* opti
   }
   return true;
 }
+
+std::optional<HttpResponse> RedirectToLeader(KvService* service, const std::string& target,
+                                             std::string_view message) {
+  const ServiceStatus status = service->NodeStatus();
+  if (status.leader_http.empty() || status.leader == status.id) return std::nullopt;
+  HttpResponse response = ErrorResponse(307, "not_leader", message);
+  response.headers.emplace_back("Location", "http://" + status.leader_http + target);
+  response.headers.emplace_back("X-Raft-Leader", std::to_string(status.leader));
+  return response;
+}
+
+namespace {
+constexpr char kBase64Alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+}  // namespace
+
+std::string Base64Encode(std::string_view bytes) {
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    const uint32_t n = (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8) |
+                       static_cast<uint8_t>(bytes[i + 2]);
+    out += kBase64Alphabet[(n >> 18) & 63];
+    out += kBase64Alphabet[(n >> 12) & 63];
+    out += kBase64Alphabet[(n >> 6) & 63];
+    out += kBase64Alphabet[n & 63];
+  }
+  if (i < bytes.size()) {
+    uint32_t n = static_cast<uint8_t>(bytes[i]) << 16;
+    if (i + 1 < bytes.size()) n |= static_cast<uint8_t>(bytes[i + 1]) << 8;
+    out += kBase64Alphabet[(n >> 18) & 63];
+    out += kBase64Alphabet[(n >> 12) & 63];
+    out += i + 1 < bytes.size() ? kBase64Alphabet[(n >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+std::optional<std::string> Base64Decode(std::string_view text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  const auto digit = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  for (size_t i = 0; i < text.size(); i += 4) {
+    const bool last = i + 4 == text.size();
+    const int pad = last ? (text[i + 3] == '=') + (text[i + 2] == '=') : 0;
+    if (pad == 1 && text[i + 2] == '=') return std::nullopt;  // "x=y=" is not padding
+    uint32_t n = 0;
+    for (int k = 0; k < 4 - pad; ++k) {
+      const int d = digit(text[i + k]);
+      if (d < 0) return std::nullopt;
+      n |= static_cast<uint32_t>(d) << (18 - 6 * k);
+    }
+    out += static_cast<char>((n >> 16) & 0xff);
+    if (pad < 2) out += static_cast<char>((n >> 8) & 0xff);
+    if (pad < 1) out += static_cast<char>(n & 0xff);
+  }
+  return out;
+}
+
+bool IsValidUtf8(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<uint8_t>(text[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t n = 0;
+    uint32_t cp = 0;
+    if ((c & 0xe0) == 0xc0) {
+      n = 1;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    for (size_t k = 1; k <= n; ++k) {
+      if (i + k >= text.size()) return false;
+      const auto cc = static_cast<uint8_t>(text[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+}  // namespace internal
+
+namespace {
+
+namespace json = boost::json;
+using internal::JsonResponse;
+using internal::MethodNotAllowed;
+using internal::ParseConsistency;
+
+constexpr std::string_view kAllowKey = "GET, POST, PUT, DELETE";
+constexpr std::string_view kHealthPath = "/healthz";
+constexpr std::string_view kStatusPath = "/v1/status";
+constexpr std::string_view kClusterPath = "/v1/cluster";
+// Everything below it is a membership route, never a key.
+constexpr std::string_view kMembersPath = "/v1/cluster/members";
+constexpr std::string_view kLeaderPath = "/v1/cluster/leader";
+constexpr std::string_view kReadyPath = "/readyz";
+constexpr std::string_view kMetricsPath = "/metrics";
+constexpr std::string_view kKvPath = "/v1/kv";
+constexpr std::string_view kKvPrefix = "/v1/kv/";
+constexpr std::string_view kTxnPath = "/v1/txn";
+constexpr std::string_view kSnapshotPath = "/v1/snapshot";
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    char y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+HttpResponse Success() { return JsonResponse(200, json::object{{"success", true}}); }
 
 // Extracts the string "value" of a {"value":"..."} body into *value, or
 // returns why the body is unusable.
@@ -121,6 +247,7 @@ json::object ClusterJson(const ClusterInfo& info) {
   out["term"] = info.self.term;
   out["commit_index"] = info.self.commit_index;
   out["applied_index"] = info.self.applied_index;
+  out["last_index"] = info.self.last_index;
   json::array members;
   for (const MemberInfo& m : info.members) {
     json::object member;
@@ -130,7 +257,9 @@ json::object ClusterJson(const ClusterInfo& info) {
     member["peer"] = m.peer_address;
     member["http"] = m.http_address;
     if (auto it = info.self.match_index.find(m.id); it != info.self.match_index.end()) {
+      // Known on the leader: how far behind its log each member is.
       member["match_index"] = it->second;
+      member["lag"] = info.self.last_index > it->second ? info.self.last_index - it->second : 0;
     }
     if (m.status) {
       member["reachable"] = true;
@@ -286,18 +415,112 @@ uint64_t ParseMemberId(std::string_view text) {
 
 }  // namespace
 
-HttpHandler::HttpHandler(KvService* service, HttpLimits limits)
-    : service_(service), limits_(limits) {}
+struct HttpHandler::RouteMetrics {
+  metrics::Histogram* latency = nullptr;
+  // By status code, made on first use (the registry hands out one counter
+  // per series, so two threads racing here store the same pointer).
+  std::array<std::atomic<metrics::Counter*>, 600> by_code{};
+};
+
+namespace {
+
+constexpr std::string_view kRouteNames[] = {"key", "kv_v1", "kv_scan", "txn", "healthz", "readyz", "metrics",
+                                            "status", "cluster", "members", "leader", "snapshot", "other"};
+
+}  // namespace
+
+HttpHandler::HttpHandler(KvService* service, HttpLimits limits, metrics::Registry* metrics)
+    : service_(service), limits_(limits), metrics_(metrics) {
+  if (metrics_ == nullptr) return;
+  route_metrics_ = std::make_unique<RouteMetrics[]>(static_cast<size_t>(Route::kCount));
+  for (size_t i = 0; i < static_cast<size_t>(Route::kCount); ++i) {
+    route_metrics_[i].latency = metrics_->GetHistogram(
+        "raft_kv_http_request_duration_seconds", "HTTP requests from the first byte read to the reply, by route.",
+        metrics::LatencyBuckets(), {{"route", std::string(kRouteNames[i])}});
+  }
+}
+
+HttpHandler::~HttpHandler() = default;
+
+HttpHandler::Route HttpHandler::RouteOf(std::string_view path) {
+  if (path.starts_with(kKvPrefix)) return Route::kKeyV1;
+  if (path == kKvPath) return Route::kScan;
+  if (path == kTxnPath) return Route::kTxn;
+  if (path == kHealthPath) return Route::kHealth;
+  if (path == kReadyPath) return Route::kReady;
+  if (path == kMetricsPath) return Route::kMetrics;
+  if (path == kStatusPath) return Route::kStatus;
+  if (path == kClusterPath) return Route::kCluster;
+  if (path == kLeaderPath) return Route::kLeader;
+  if (path == kSnapshotPath) return Route::kSnapshot;
+  if (path == kMembersPath || (path.starts_with(kMembersPath) && path[kMembersPath.size()] == '/')) {
+    return Route::kMembers;
+  }
+  if (path.size() > 1) return Route::kKey;
+  return Route::kOther;
+}
+
+HttpHandler::Callback HttpHandler::Measured(Route route, Callback done) {
+  if (route_metrics_ == nullptr) return done;
+  RouteMetrics* m = &route_metrics_[static_cast<size_t>(route)];
+  metrics::Registry* registry = metrics_;
+  const auto start = std::chrono::steady_clock::now();
+  return [m, registry, route, start, done = std::move(done)](HttpResponse response) {
+    m->latency->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    const size_t code = response.status >= 100 && response.status < 600 ? static_cast<size_t>(response.status) : 0;
+    metrics::Counter* counter = m->by_code[code].load(std::memory_order_acquire);
+    if (counter == nullptr) {
+      counter = registry->GetCounter("raft_kv_http_requests_total", "HTTP requests answered, by route and status code.",
+                                     {{"route", std::string(kRouteNames[static_cast<size_t>(route)])},
+                                      {"code", std::to_string(response.status)}});
+      m->by_code[code].store(counter, std::memory_order_release);
+    }
+    counter->Inc();
+    done(std::move(response));
+  };
+}
 
 void HttpHandler::Handle(HttpRequest request, Callback done) {
   auto parsed = boost::urls::parse_origin_form(request.target);
   if (parsed.has_error()) {
-    done(ErrorResponse(400, "invalid_argument", "malformed request target"));
+    Measured(Route::kOther, std::move(done))(ErrorResponse(400, "invalid_argument", "malformed request target"));
     return;
   }
   const boost::urls::url_view& url = *parsed;
   std::string path = url.path();  // percent-decoded
   const std::string& method = request.method;
+  const Route route = RouteOf(path);
+  done = Measured(route, std::move(done));
+
+  switch (route) {
+    case Route::kKeyV1:
+      HandleKeyV1(path.substr(kKvPrefix.size()), std::move(request), std::move(done));
+      return;
+    case Route::kScan:
+      HandleScan(request, std::move(done));
+      return;
+    case Route::kTxn:
+      HandleTxn(request, std::move(done));
+      return;
+    case Route::kLeader:
+      HandleLeader(request, std::move(done));
+      return;
+    case Route::kSnapshot:
+      HandleSnapshot(request, std::move(done));
+      return;
+    case Route::kReady:
+    case Route::kMetrics:
+      if (method != "GET") {
+        done(MethodNotAllowed("GET"));
+      } else if (route == Route::kReady) {
+        HandleReady(std::move(done));
+      } else {
+        HandleMetrics(std::move(done));
+      }
+      return;
+    default:
+      break;
+  }
 
   if (path == kHealthPath) {
     if (method != "GET") {
@@ -325,7 +548,7 @@ void HttpHandler::Handle(HttpRequest request, Callback done) {
     return;
   }
 
-  if (path == kMembersPath || path.starts_with(std::string(kMembersPath) + "/")) {
+  if (route == Route::kMembers) {
     HandleMembers(path.substr(kMembersPath.size()), request, std::move(done));
     return;
   }

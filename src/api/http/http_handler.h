@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -31,6 +32,12 @@
 #include "common/result.h"
 #include "common/status.h"
 #include "node/kv_service.h"
+
+namespace rkv::metrics {
+class Counter;
+class Histogram;
+class Registry;
+}  // namespace rkv::metrics
 
 namespace rkv::http {
 
@@ -43,6 +50,10 @@ struct HttpLimits {
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds read_timeout{30'000};
   size_t max_connections = 10000;
+  // POST /v1/txn: compares and ops, each.
+  size_t max_txn_ops = 128;
+  // GET /v1/kv: the largest limit= a scan may ask.
+  size_t max_scan_limit = 10000;
 };
 
 struct HttpRequest {
@@ -54,7 +65,8 @@ struct HttpRequest {
 
 struct HttpResponse {
   int status = 200;
-  // Extra headers; Content-Type is always application/json.
+  std::string content_type = "application/json";
+  // Extra headers.
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
 
@@ -76,8 +88,11 @@ class HttpHandler {
  public:
   using Callback = std::function<void(HttpResponse)>;
 
-  // `service` must outlive the handler.
-  HttpHandler(KvService* service, HttpLimits limits);
+  // `service` and `metrics` (may be nullptr: no metrics, and GET /metrics
+  // answers 404) must outlive the handler. Requests are counted in
+  // `metrics` by route and status code, with a latency histogram per route.
+  HttpHandler(KvService* service, HttpLimits limits, metrics::Registry* metrics = nullptr);
+  ~HttpHandler();
 
   // Handles one request; `done` runs exactly once, on any thread, possibly
   // before Handle returns.
@@ -86,10 +101,28 @@ class HttpHandler {
   const HttpLimits& limits() const { return limits_; }
 
  private:
+  // The routes a request can take, for its metrics.
+  enum class Route { kKey, kKeyV1, kScan, kTxn, kHealth, kReady, kMetrics, kStatus, kCluster, kMembers,
+                     kLeader, kSnapshot, kOther, kCount };
+  struct RouteMetrics;
+
+  static Route RouteOf(std::string_view path);
+  // Wraps `done` so the reply is counted under `route`.
+  Callback Measured(Route route, Callback done);
   void HandleMembers(std::string_view path, const HttpRequest& request, Callback done);
+  // http_v1.cc
+  void HandleKeyV1(std::string key, HttpRequest request, Callback done);
+  void HandleScan(const HttpRequest& request, Callback done);
+  void HandleTxn(const HttpRequest& request, Callback done);
+  void HandleLeader(const HttpRequest& request, Callback done);
+  void HandleSnapshot(const HttpRequest& request, Callback done);
+  void HandleMetrics(Callback done);
+  void HandleReady(Callback done);
 
   KvService* service_;
   HttpLimits limits_;
+  metrics::Registry* metrics_;
+  std::unique_ptr<RouteMetrics[]> route_metrics_;
 };
 
 }  // namespace rkv::http

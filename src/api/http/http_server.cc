@@ -194,7 +194,7 @@ bhttp::response<bhttp::string_body> ToBeast(HttpResponse response, unsigned vers
   bhttp::response<bhttp::string_body> res;
   res.version(version);
   res.result(static_cast<unsigned>(response.status));
-  res.set(bhttp::field::content_type, "application/json");
+  res.set(bhttp::field::content_type, response.content_type);
   for (auto& [name, value] : response.headers) res.set(name, value);
   res.body() = std::move(response.body);
   res.keep_alive(keep_alive);
