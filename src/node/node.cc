@@ -562,8 +562,7 @@ void Node::TransferLeader(NodeId target, LeaderDone done) {
 void Node::AdvanceTransfers() {
   for (auto it = transfers_.begin(); it != transfers_.end();) {
     const NodeId leader = raft_->leader_id();
-    Result<LeaderInfo> answer = Status::OK();
-    bool finished = true;
+    std::optional<Result<LeaderInfo>> answer;
     if (leader == it->target && raft_->role() != raft::Role::kLeader) {
       answer = LeaderInfo{leader.value(), raft_->current_term().value()};
       RKV_LOG_INFO("event=leader_transfer_done to={} term={}", leader.value(), raft_->current_term().value());
@@ -573,26 +572,23 @@ void Node::AdvanceTransfers() {
     } else if (ticks_ >= it->deadline_tick) {
       answer = Status::Timeout(fmt::format("member {} did not take over in time (is it reachable and caught up?)",
                                            it->target.value()));
-    } else {
-      finished = false;
+    } else if (raft_->role() == raft::Role::kLeader && ticks_ >= it->retry_tick) {
       // The core gives a transfer one election timeout; while this node
       // still leads, ask again until the deadline.
-      if (raft_->role() == raft::Role::kLeader && ticks_ >= it->retry_tick) {
-        it->retry_tick = ticks_ + options_.election_timeout_ticks;
-        if (raft_->configuration().IsVoter(it->target)) (void)raft_->TransferLeadership(it->target);
-      }
+      it->retry_tick = ticks_ + options_.election_timeout_ticks;
+      if (raft_->configuration().IsVoter(it->target)) (void)raft_->TransferLeadership(it->target);
     }
-    if (!finished) {
+    if (!answer) {
       ++it;
       continue;
     }
-    if (!answer.ok()) {
+    if (!answer->ok()) {
       RKV_LOG_WARN("event=leader_transfer_failed to={} error=\"{}\"", it->target.value(),
-                   answer.status().ToString());
+                   answer->status().ToString());
     }
     LeaderDone done = std::move(it->done);
     it = transfers_.erase(it);
-    done(std::move(answer));
+    done(std::move(*answer));
   }
 }
 

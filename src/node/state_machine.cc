@@ -613,7 +613,15 @@ Status StateMachine::Seed(uint64_t cluster_id, const std::map<uint64_t, MemberAd
   if (applied_index() != LogIndex{0}) {
     return Status::InvalidArgument("state machine: seeding after entries were applied");
   }
+  return Reseed(cluster_id, members, /*drop_sessions=*/false);
+}
+
+Status StateMachine::Reseed(uint64_t cluster_id, const std::map<uint64_t, MemberAddress>& members,
+                            bool drop_sessions) {
   storage::WriteBatch batch;
+  if (drop_sessions) {
+    for (const auto& [client_id, session] : sessions_) batch.Delete(SessionKey(client_id));
+  }
   std::string cluster(1, static_cast<char>(kFormatVersion));
   PutFixed64(&cluster, cluster_id);
   batch.Put(kClusterKey, cluster);
@@ -626,6 +634,10 @@ Status StateMachine::Seed(uint64_t cluster_id, const std::map<uint64_t, MemberAd
   cluster_id_ = cluster_id;
   members_ = members;
   ++members_version_;
+  if (drop_sessions) {
+    sessions_.clear();
+    by_activity_.clear();
+  }
   return Status::OK();
 }
 

@@ -185,6 +185,11 @@ class StateMachine {
   // told it). Synced before it returns. InvalidArgument once an entry has
   // been applied.
   Status Seed(uint64_t cluster_id, const std::map<uint64_t, MemberAddress>& members);
+  // The same at any applied index, for a restored backup becoming a member
+  // of a new cluster (restore.h), which also drops the old cluster's
+  // sessions (drop_sessions): the new cluster's clients and node slots
+  // start over, and must not be taken for stale retries of the old ones.
+  Status Reseed(uint64_t cluster_id, const std::map<uint64_t, MemberAddress>& members, bool drop_sessions);
 
  private:
   struct Session {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "env/mem_env.h"
+#include "node/restore.h"
 #include "transport/transport.h"
 #include "wal/wal.h"
 
@@ -652,6 +653,154 @@ TEST_F(NodeClusterTest, MembersAnnounceTheirOwnAddresses) {
     return true;
   }));
   EXPECT_EQ(node(1).state_machine().members().at(2).http, AddressOf(2).http);
+}
+
+}  // namespace
+}  // namespace rkv
+
+namespace rkv {
+namespace {
+
+TEST_F(NodeClusterTest, TransferLeaderHandsOverWhileWritesGoOn) {
+  const int leader = ElectLeader();
+  ASSERT_NE(leader, 0);
+  const int target = leader == 1 ? 2 : 1;
+  PutKeys(leader, 0, 5);
+  std::optional<Result<LeaderInfo>> outcome;
+  node(leader).TransferLeader(NodeId{static_cast<uint64_t>(target)},
+                              [&](Result<LeaderInfo> r) { outcome = std::move(r); });
+  // A write taken during the transfer waits and is applied once the new
+  // leader is in.
+  auto during = Put(leader, "during", "x");
+  ASSERT_TRUE(TickUntil([&] { return outcome.has_value() && during->result.has_value(); }));
+  ASSERT_TRUE(outcome->ok()) << outcome->status().ToString();
+  EXPECT_EQ((*outcome)->leader, static_cast<uint64_t>(target));
+  EXPECT_EQ(Leader(), target);
+  ASSERT_TRUE(during->result->ok()) << during->result->status().ToString();
+  auto read = Get(target, "during");
+  ASSERT_TRUE(TickUntil([&] { return read->result.has_value(); }));
+  EXPECT_EQ(read->result->value(), "x");
+
+  // Back with no target named: the most caught-up other voter.
+  std::optional<Result<LeaderInfo>> again;
+  node(target).TransferLeader(kNoNode, [&](Result<LeaderInfo> r) { again = std::move(r); });
+  ASSERT_TRUE(TickUntil([&] { return again.has_value(); }));
+  ASSERT_TRUE(again->ok()) << again->status().ToString();
+  EXPECT_NE((*again)->leader, static_cast<uint64_t>(target));
+  EXPECT_EQ(Leader(), static_cast<int>((*again)->leader));
+}
+
+TEST_F(NodeClusterTest, TransferLeaderRefusesWhatItCannotDo) {
+  const int leader = ElectLeader();
+  ASSERT_NE(leader, 0);
+  const int follower = leader == 1 ? 2 : 1;
+  std::optional<Result<LeaderInfo>> r;
+  node(follower).TransferLeader(NodeId{static_cast<uint64_t>(leader)}, [&](Result<LeaderInfo> x) { r = std::move(x); });
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(r->status().IsNotLeader());
+  r.reset();
+  node(leader).TransferLeader(NodeId{9}, [&](Result<LeaderInfo> x) { r = std::move(x); });
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(r->status().IsNotFound()) << r->status().ToString();
+  r.reset();
+  node(leader).TransferLeader(NodeId{static_cast<uint64_t>(leader)}, [&](Result<LeaderInfo> x) { r = std::move(x); });
+  ASSERT_TRUE(r.has_value() && r->ok());
+  EXPECT_EQ((*r)->leader, static_cast<uint64_t>(leader));
+  // A target that never answers: the transfer times out and the old
+  // leader leads on.
+  down_.insert(follower);
+  r.reset();
+  node(leader).TransferLeader(NodeId{static_cast<uint64_t>(follower)}, [&](Result<LeaderInfo> x) { r = std::move(x); });
+  ASSERT_TRUE(TickUntil([&] { return r.has_value(); }, 400));
+  EXPECT_EQ(r->status().code(), StatusCode::kTimeout) << r->status().ToString();
+  EXPECT_EQ(Leader(), leader);
+}
+
+TEST_F(NodeClusterTest, ReadEntryAndScanSeeAcknowledgedWrites) {
+  const int leader = ElectLeader();
+  ASSERT_NE(leader, 0);
+  PutKeys(leader, 0, 12);
+  const int follower = leader == 1 ? 2 : 1;
+  std::optional<Result<KvEntry>> entry;
+  node(follower).ReadEntry("k3", ReadConsistency::kLinearizable, [&](Result<KvEntry> r) { entry = std::move(r); });
+  ASSERT_TRUE(TickUntil([&] { return entry.has_value(); }));
+  ASSERT_TRUE(entry->ok());
+  EXPECT_EQ((*entry)->value, "v3");
+  EXPECT_GT((*entry)->revision, 0u);
+  ScanRequest scan;
+  scan.prefix = "k1";
+  std::optional<Result<ScanResult>> page;
+  node(follower).Scan(scan, ReadConsistency::kLinearizable, [&](Result<ScanResult> r) { page = std::move(r); });
+  ASSERT_TRUE(TickUntil([&] { return page.has_value(); }));
+  ASSERT_TRUE(page->ok());
+  ASSERT_EQ((*page)->entries.size(), 3u);  // k1, k10, k11
+  EXPECT_EQ((*page)->entries[1].key, "k10");
+}
+
+TEST_F(NodeClusterTest, BackupRestoredIntoANewClusterHasEveryKey) {
+  const int leader = ElectLeader();
+  ASSERT_NE(leader, 0);
+  PutKeys(leader, 0, 40);
+  const int follower = leader == 1 ? 2 : 1;
+  std::optional<Result<Backup>> backup;
+  node(follower).TakeBackup([&](Result<Backup> r) { backup = std::move(r); });
+  ASSERT_TRUE(TickUntil([&] { return backup.has_value(); }));
+  ASSERT_TRUE(backup->ok()) << backup->status().ToString();
+  const uint64_t backup_index = (*backup)->applied_index;
+  EXPECT_GE(backup_index, 40u);
+  // Everything acknowledged before the backup is in it: a write after it
+  // is not.
+  PutKeys(leader, 100, 101);
+  for (auto& [id, n] : nodes_) ASSERT_TRUE(n->Close().ok());
+  nodes_.clear();
+
+  // A new cluster of three, every member restored from the backup.
+  RestoreOptions restore;
+  restore.env = &env_;
+  restore.cluster_id = 4242;
+  for (int i = 1; i <= kNodes; ++i) restore.members[static_cast<uint64_t>(i)] = AddressOf(i + 10);
+  for (int i = 1; i <= kNodes; ++i) {
+    restore.id = NodeId{static_cast<uint64_t>(i)};
+    auto summary = RestoreBackup((*backup)->data, "/restored" + std::to_string(i), restore);
+    ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+    EXPECT_EQ(summary->index, backup_index);
+  }
+  // Into a directory that holds data: refused, nothing touched.
+  restore.id = NodeId{1};
+  EXPECT_EQ(RestoreBackup((*backup)->data, "/restored1", restore).status().code(), StatusCode::kInvalidArgument);
+  // A damaged backup: refused.
+  std::string damaged = (*backup)->data;
+  damaged[damaged.size() / 2] ^= 1;
+  EXPECT_TRUE(RestoreBackup(damaged, "/restored-bad", restore).status().IsCorruption());
+
+  for (int i = 1; i <= kNodes; ++i) {
+    NodeOptions o = Options(i);
+    o.data_dir = "/restored" + std::to_string(i);
+    o.initial_addresses.clear();
+    auto n = Node::Open(o, &transports_[i]);
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    nodes_[i] = std::move(*n);
+    EXPECT_EQ(nodes_[i]->cluster_id(), 4242u);
+    EXPECT_EQ(nodes_[i]->state_machine().members().at(2).peer, AddressOf(12).peer);
+  }
+  const int new_leader = ElectLeader();
+  ASSERT_NE(new_leader, 0);
+  for (int i = 0; i < 40; ++i) {
+    auto read = Get(1 + i % kNodes, "k" + std::to_string(i));
+    ASSERT_TRUE(TickUntil([&] { return read->result.has_value(); }));
+    ASSERT_TRUE(read->result->ok()) << i << ": " << read->result->status().ToString();
+    EXPECT_EQ(read->result->value(), "v" + std::to_string(i));
+  }
+  auto after = Get(new_leader, "k100");
+  ASSERT_TRUE(TickUntil([&] { return after->result.has_value(); }));
+  EXPECT_TRUE(after->result->status().IsNotFound());
+  // The new cluster's log goes on after the backup: revisions keep growing.
+  auto w = Put(new_leader, "fresh", "1");
+  ASSERT_TRUE(TickUntil([&] { return w->result.has_value(); }));
+  ASSERT_TRUE(w->result->ok());
+  EXPECT_EQ((*w->result)->code, CommandResult::Code::kOk) << CommandResultCodeName((*w->result)->code);
+  EXPECT_GT((*w->result)->revision, backup_index);
+  EXPECT_EQ(node(new_leader).state_machine().session_count(), 1u);  // the old cluster's are gone
 }
 
 }  // namespace
