@@ -33,6 +33,7 @@
 #include "common/host_port.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "node/initial_cluster.h"
 #include "node/node_host.h"
 
 namespace {
@@ -61,54 +62,6 @@ struct Flags {
   std::string log_format = "text";
   std::string ready_file;
 };
-
-// Parses "1=host:port,2=host:port" into id -> address.
-bool ParseMembers(std::string_view text, std::map<uint64_t, std::string>* out, std::string* error) {
-  while (!text.empty()) {
-    const size_t comma = text.find(',');
-    std::string_view item = text.substr(0, comma);
-    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
-    const size_t eq = item.find('=');
-    if (eq == std::string_view::npos || eq == 0 || eq + 1 == item.size()) {
-      *error = "expected ID=HOST:PORT, got \"" + std::string(item) + "\"";
-      return false;
-    }
-    uint64_t id = 0;
-    for (char c : item.substr(0, eq)) {
-      if (c < '0' || c > '9' || id > (UINT64_MAX - 9) / 10) {
-        *error = "bad member id in \"" + std::string(item) + "\"";
-        return false;
-      }
-      id = id * 10 + static_cast<uint64_t>(c - '0');
-    }
-    std::string address(item.substr(eq + 1));
-    std::string host;
-    uint16_t port = 0;
-    if (id == 0 || !rkv::SplitHostPort(address, &host, &port) || port == 0) {
-      *error = "bad member \"" + std::string(item) + "\" (ids start at 1; HOST:PORT with a port)";
-      return false;
-    }
-    if (!out->emplace(id, std::move(address)).second) {
-      *error = "member " + std::to_string(id) + " is listed twice";
-      return false;
-    }
-  }
-  return true;
-}
-
-// The cluster id in every peer frame: a hash of the token and the initial
-// members, so nodes started with different member lists never talk.
-uint64_t ClusterId(const std::string& token, const std::map<uint64_t, std::string>& members) {
-  uint64_t h = rkv::kFnv1a64Offset;
-  // Each piece ends with a 0xff byte, which no text here contains.
-  auto mix = [&h](std::string_view text) { h = rkv::Fnv1a64("\xff", rkv::Fnv1a64(text, h)); };
-  mix(token);
-  for (const auto& [id, address] : members) {
-    mix(std::to_string(id));
-    mix(address);
-  }
-  return h;
-}
 
 // Prints one line to stderr and returns the exit code for startup failures.
 int Fail(const std::string& message) {
@@ -347,8 +300,8 @@ int main(int argc, char** argv) {
   std::map<uint64_t, std::string> peers;
   std::map<uint64_t, std::string> http_addresses;
   std::string error;
-  if (!ParseMembers(flags.initial_cluster, &peers, &error)) return Fail("--initial-cluster: " + error);
-  if (!ParseMembers(flags.cluster_http, &http_addresses, &error)) return Fail("--cluster-http: " + error);
+  if (!rkv::ParseMemberList(flags.initial_cluster, &peers, &error)) return Fail("--initial-cluster: " + error);
+  if (!rkv::ParseMemberList(flags.cluster_http, &http_addresses, &error)) return Fail("--cluster-http: " + error);
   if (!peers.empty() && peers.count(flags.id) == 0) {
     return Fail("--initial-cluster does not list this node's --id " + std::to_string(flags.id));
   }
@@ -441,7 +394,7 @@ int main(int argc, char** argv) {
   host_options.peer_listen = flags.peer_listen;
   // A joining node takes the cluster's id; a node with data uses the one
   // it recorded (NodeHost), whatever the flags say now.
-  host_options.cluster_id = joining ? joined.cluster_id : ClusterId(flags.cluster_token, peers);
+  host_options.cluster_id = joining ? joined.cluster_id : rkv::ClusterIdFor(flags.cluster_token, peers);
   host_options.tick = std::chrono::milliseconds(flags.tick_ms);
   host_options.fetch_status = [](const std::string& address) -> rkv::Result<rkv::ServiceStatus> {
     std::string host;
