@@ -16,6 +16,7 @@
 
 #include "api/http/http_util.h"
 #include "common/json_fields.h"
+#include "common/logging.h"
 #include "common/metrics.h"
 
 namespace rkv::http {
@@ -476,8 +477,29 @@ HttpHandler::Callback HttpHandler::Measured(Route route, Callback done) {
       m->by_code[code].store(counter, std::memory_order_release);
     }
     counter->Inc();
+    if (response.status >= 500) LogRefusal(route, response);
     done(std::move(response));
   };
+}
+
+// Requests refused for want of a leader, capacity or time are logged, at
+// most one line a second (with how many were not logged since), so an
+// outage shows in the log without flooding it.
+void HttpHandler::LogRefusal(Route route, const HttpResponse& response) {
+  static std::atomic<int64_t> last_ms{0};
+  static std::atomic<uint64_t> suppressed{0};
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
+  int64_t last = last_ms.load(std::memory_order_relaxed);
+  if (now_ms - last < 1000 || !last_ms.compare_exchange_strong(last, now_ms)) {
+    suppressed.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  std::string_view body = response.body;
+  if (body.size() > 200) body = body.substr(0, 200);
+  RKV_LOG_WARN("event=request_refused route={} code={} suppressed={} body={}", kRouteNames[static_cast<size_t>(route)],
+               response.status, suppressed.exchange(0, std::memory_order_relaxed), body);
 }
 
 void HttpHandler::Handle(HttpRequest request, Callback done) {

@@ -109,6 +109,7 @@ class HttpHandler {
   static Route RouteOf(std::string_view path);
   // Wraps `done` so the reply is counted under `route`.
   Callback Measured(Route route, Callback done);
+  static void LogRefusal(Route route, const HttpResponse& response);
   void HandleMembers(std::string_view path, const HttpRequest& request, Callback done);
   // http_v1.cc
   void HandleKeyV1(std::string key, HttpRequest request, Callback done);
