@@ -10,8 +10,20 @@
 
 namespace rkv::wal {
 
+namespace {
+uint64_t Relaxed(const std::atomic<uint64_t>& counter) {
+  return counter.load(std::memory_order_relaxed);
+}
+void Bump(std::atomic<uint64_t>& counter, uint64_t n = 1) {
+  counter.fetch_add(n, std::memory_order_relaxed);
+}
+}  // namespace
+
 Wal::Wal(Env* env, std::string dir, WalOptions options)
-    : env_(env), dir_(std::move(dir)), options_(std::move(options)) {}
+    : env_(env),
+      clock_(options.clock != nullptr ? options.clock : Clock::Real()),
+      dir_(std::move(dir)),
+      options_(std::move(options)) {}
 
 Wal::~Wal() {
   if (file_ != nullptr) (void)file_->Close();
@@ -123,6 +135,7 @@ Status Wal::Recover() {
         segments_.front().path, (snapshot_.last_index + 1).value(), (base_ - 1).value()));
   }
 
+  counters_.segments.store(segments_.size(), std::memory_order_relaxed);
   RKV_RETURN_IF_ERROR(OpenForAppend(last));
   // A crash may have come between a compaction's sync and its deletions.
   RKV_RETURN_IF_ERROR(DeleteObsoleteSegments());
@@ -130,7 +143,7 @@ Status Wal::Recover() {
       "event=wal_open dir={} segments={} first_index={} last_index={} term={} commit={} "
       "truncated_bytes={}",
       dir_, segments_.size(), FirstIndex().value(), LastIndex().value(),
-      hard_state_.current_term.value(), hard_state_.commit_index.value(), stats_.truncated_bytes);
+      hard_state_.current_term.value(), hard_state_.commit_index.value(), Relaxed(counters_.truncated_bytes));
   return Status::OK();
 }
 
@@ -304,7 +317,7 @@ Status Wal::OpenForAppend(const Replayed& replayed) {
     } else {
       RKV_LOG_WARN("event=wal_truncate_tail file={} offset={} bytes={} reason=\"{}\"", segment.path,
                    replayed.valid_end, bytes, replayed.stop_reason);
-      stats_.truncated_bytes += bytes;
+      Bump(counters_.truncated_bytes, bytes);
     }
     RKV_RETURN_IF_ERROR(env_->TruncateFile(segment.path, replayed.valid_end));
   }
@@ -381,6 +394,40 @@ Result<std::vector<raft::Entry>> Wal::Entries(LogIndex lo, LogIndex hi, uint64_t
 }
 
 Result<raft::Snapshot> Wal::GetSnapshot() const { return raft::Snapshot{snapshot_, {}}; }
+
+// ---- Metrics. ----
+
+WalStats Wal::stats() const {
+  WalStats s;
+  s.syncs = Relaxed(counters_.syncs);
+  s.bytes_written = Relaxed(counters_.bytes_written);
+  s.segments_created = Relaxed(counters_.segments_created);
+  s.segments_deleted = Relaxed(counters_.segments_deleted);
+  s.truncated_bytes = Relaxed(counters_.truncated_bytes);
+  return s;
+}
+
+void Wal::CollectMetrics(metrics::Registry::Collector& out) const {
+  out.Histogram("raft_kv_wal_fsync_duration_seconds",
+                "Time each fdatasync of a WAL segment file took (group commits and new segments).",
+                sync_seconds_);
+  out.Counter("raft_kv_wal_fsyncs_total", "fdatasyncs of WAL segment files since the WAL was opened.",
+              static_cast<double>(Relaxed(counters_.syncs)));
+  out.Counter("raft_kv_wal_bytes_written_total",
+              "Bytes appended to WAL segment files (records, segment headers and preambles) since "
+              "the WAL was opened.",
+              static_cast<double>(Relaxed(counters_.bytes_written)));
+  out.Gauge("raft_kv_wal_segments", "WAL segment files on disk now.",
+            static_cast<double>(Relaxed(counters_.segments)));
+  out.Counter("raft_kv_wal_segments_created_total", "WAL segment files started since the WAL was opened.",
+              static_cast<double>(Relaxed(counters_.segments_created)));
+  out.Counter("raft_kv_wal_segments_deleted_total",
+              "WAL segment files deleted by compaction since the WAL was opened.",
+              static_cast<double>(Relaxed(counters_.segments_deleted)));
+  out.Gauge("raft_kv_wal_recovery_truncated_bytes",
+            "Bytes of torn tail cut from the newest WAL segment when the WAL was opened.",
+            static_cast<double>(Relaxed(counters_.truncated_bytes)));
+}
 
 std::vector<std::string> Wal::SegmentPaths() const {
   std::vector<std::string> out;
@@ -533,17 +580,18 @@ Status Wal::CreateSegment(uint64_t seq) {
     RKV_LOG_WARN("event=wal_preallocate_failed file={} error=\"{}\"", segment.path, s.ToString());
   }
   s = (*file)->Append(data);
-  if (s.ok()) s = (*file)->Sync();
+  if (s.ok()) s = TimedSync(file->get(), segment.path, data.size());
   if (s.ok()) s = env_->SyncDir(dir_);
   if (!s.ok()) return Fail(s);
-  ++stats_.syncs;
-  ++stats_.segments_created;
-  stats_.bytes_written += data.size();
+  Bump(counters_.segments_created);
+  Bump(counters_.bytes_written, data.size());
   file_ = std::move(*file);
   file_size_ = data.size();
   preamble_end_ = data.size();
   unsynced_ = false;
+  unsynced_bytes_ = 0;
   segments_.push_back(segment);
+  counters_.segments.store(segments_.size(), std::memory_order_relaxed);
   return Status::OK();
 }
 
@@ -557,7 +605,8 @@ Status Wal::FlushBuffer() {
   Status s = file_->Append(buffer_);
   if (!s.ok()) return Fail(s);
   file_size_ += buffer_.size();
-  stats_.bytes_written += buffer_.size();
+  Bump(counters_.bytes_written, buffer_.size());
+  unsynced_bytes_ += buffer_.size();
   buffer_.clear();
   unsynced_ = true;
   return Status::OK();
@@ -571,11 +620,26 @@ Status Wal::Flush() {
 Status Wal::FlushAndSyncFile() {
   RKV_RETURN_IF_ERROR(FlushBuffer());
   if (!unsynced_) return Status::OK();
-  Status s = file_->Sync();
+  Status s = TimedSync(file_.get(), segments_.back().path, unsynced_bytes_);
   if (!s.ok()) return Fail(s);
-  ++stats_.syncs;
   unsynced_ = false;
+  unsynced_bytes_ = 0;
   return Status::OK();
+}
+
+Status Wal::TimedSync(WritableFile* file, const std::string& path, uint64_t bytes) {
+  const int64_t start = clock_->NowMicros();
+  Status s = file->Sync();
+  const int64_t micros = std::max<int64_t>(0, clock_->NowMicros() - start);
+  // A failed sync is timed too: one that hung for seconds before EIO is
+  // exactly what the histogram is for.
+  sync_seconds_.Observe(static_cast<double>(micros) / 1e6);
+  Bump(counters_.syncs);
+  if (micros > kSlowSyncMicros) {
+    RKV_LOG_WARN("event=wal_slow_fsync file={} duration_ms={} bytes={} threshold_ms={} ok={}", path,
+                 micros / 1000, bytes, kSlowSyncMicros / 1000, s.ok());
+  }
+  return s;
 }
 
 Status Wal::Sync() {
@@ -596,8 +660,9 @@ Status Wal::DeleteObsoleteSegments() {
     if (!s.ok()) return Fail(s);
     RKV_LOG_INFO("event=wal_segment_delete file={} snapshot_index={}", oldest.path,
                  snapshot_.last_index.value());
-    ++stats_.segments_deleted;
+    Bump(counters_.segments_deleted);
     segments_.pop_front();
+    counters_.segments.store(segments_.size(), std::memory_order_relaxed);
   }
   return Status::OK();
 }

@@ -49,10 +49,13 @@
 // sent.
 //
 // Not thread-safe: one thread (the node loop) calls every method, reads
-// included.
+// included. The one exception is CollectMetrics (and stats()), which a
+// scraping thread may call at any time: what it reads is atomics and a
+// lock-free histogram.
 #ifndef RKV_WAL_WAL_H_
 #define RKV_WAL_WAL_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -60,6 +63,8 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
+#include "common/metrics.h"
 #include "common/result.h"
 #include "common/status.h"
 #include "common/types.h"
@@ -83,10 +88,17 @@ struct WalOptions {
   // Open then creates the directory and a first segment. Without it, Open of
   // an empty directory is NotFound. Ignored when a WAL exists.
   std::optional<raft::Configuration> bootstrap;
+  // Times each fdatasync (the fsync histogram, the slow-sync warning).
+  // nullptr means Clock::Real().
+  Clock* clock = nullptr;
 };
 
+// An fdatasync that takes longer than this is logged (event=wal_slow_fsync):
+// every write acknowledged by this node waits on it.
+inline constexpr int64_t kSlowSyncMicros = 100'000;
+
 struct WalStats {
-  uint64_t syncs = 0;             // fdatasyncs issued by Sync (group commits)
+  uint64_t syncs = 0;             // fdatasyncs of segment files (group commits, new segments)
   uint64_t bytes_written = 0;     // record bytes appended since Open
   uint64_t segments_created = 0;  // since Open, including the first of a fresh WAL
   uint64_t segments_deleted = 0;  // by compaction, since Open
@@ -164,7 +176,14 @@ class Wal final : public raft::LogStorage {
   // The sticky error (OK while writes are accepted).
   const Status& error() const { return error_; }
 
-  const WalStats& stats() const { return stats_; }
+  // A snapshot of the counters; each is read atomically, not all at one
+  // instant. Thread-safe.
+  WalStats stats() const;
+
+  // Exports the WAL's metrics (raft_kv_wal_*: the fdatasync latency
+  // histogram, syncs, bytes written, segments) for a scrape. Thread-safe:
+  // may run on the scraping thread while the node loop writes.
+  void CollectMetrics(metrics::Registry::Collector& out) const;
   // Segment files, oldest first (paths).
   std::vector<std::string> SegmentPaths() const;
   const std::string& dir() const { return dir_; }
@@ -210,6 +229,9 @@ class Wal final : public raft::LogStorage {
   Status FlushBuffer();
   // FlushBuffer, then one fdatasync of the open segment if it has unsynced bytes.
   Status FlushAndSyncFile();
+  // file->Sync(), timed into the histogram and counted; logs a slow one.
+  // `bytes`: what the sync makes durable (for the log line).
+  Status TimedSync(WritableFile* file, const std::string& path, uint64_t bytes);
   // Starts segment `seq`: header and preamble, preallocated, synced, its
   // directory entry synced. Becomes the open segment.
   Status CreateSegment(uint64_t seq);
@@ -219,6 +241,7 @@ class Wal final : public raft::LogStorage {
   Status Fail(Status status);
 
   Env* const env_;
+  Clock* const clock_;
   const std::string dir_;
   const WalOptions options_;
   std::unique_ptr<FileLock> lock_;
@@ -240,9 +263,22 @@ class Wal final : public raft::LogStorage {
   uint64_t preamble_end_ = 0;  // where the open segment's own records start
   std::string buffer_;         // encoded records not yet written
   bool unsynced_ = false;      // bytes written since the last fdatasync
+  uint64_t unsynced_bytes_ = 0;  // how many
   Status error_;
   bool closed_ = false;
-  WalStats stats_;
+
+  // Written by the node loop, read by stats() and CollectMetrics from any
+  // thread.
+  struct Counters {
+    std::atomic<uint64_t> syncs{0};
+    std::atomic<uint64_t> bytes_written{0};
+    std::atomic<uint64_t> segments_created{0};
+    std::atomic<uint64_t> segments_deleted{0};
+    std::atomic<uint64_t> truncated_bytes{0};
+    std::atomic<uint64_t> segments{0};  // segments_.size()
+  };
+  Counters counters_;
+  metrics::Histogram sync_seconds_{metrics::LatencyBuckets()};
 };
 
 }  // namespace rkv::wal
