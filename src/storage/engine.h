@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/metrics.h"
 #include "common/result.h"
 #include "common/status.h"
 #include "storage/options.h"
@@ -159,6 +160,12 @@ class Engine {
   virtual Status Merge() = 0;
 
   virtual Stats GetStats() = 0;
+
+  // Exports the engine's metrics (raft_kv_engine_*: keys, data files, live
+  // and dead bytes, keydir memory, merges and their durations) for a
+  // scrape. Thread-safe, like every method; takes the keydir lock shared,
+  // as GetStats does.
+  virtual void CollectMetrics(metrics::Registry::Collector& out) const = 0;
 
   // Flushes and syncs, writes a hint file for the active file, stops
   // background work and releases the directory. Further calls fail with

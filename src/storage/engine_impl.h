@@ -74,6 +74,7 @@ class EngineImpl final : public Engine {
   Result<std::unique_ptr<View>> CreateView() override;
   Status Merge() override;
   Stats GetStats() override;
+  void CollectMetrics(metrics::Registry::Collector& out) const override;
   Status Close() override;
 
   // Used by views.
@@ -185,6 +186,7 @@ class EngineImpl final : public Engine {
   std::atomic<uint64_t> stat_merge_reclaimed_{0};
   std::atomic<uint64_t> stat_syncs_{0};
   std::atomic<uint64_t> stat_writes_{0};
+  metrics::Histogram merge_seconds_{metrics::LatencyBuckets()};  // completed merges
   uint64_t stat_hint_files_ = 0;
   uint64_t stat_scanned_files_ = 0;
   uint64_t stat_truncated_ = 0;

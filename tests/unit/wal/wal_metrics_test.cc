@@ -203,7 +203,18 @@ TEST_F(WalMetricsTest, ScrapingWhileTheWalWritesSeesValidGrowingCounters) {
   std::atomic<bool> done{false};
   std::atomic<int> scrapes{0};
   std::string failure;
-  std::thread scraper([&] {
+  std::thread scraper;
+  // Stops and joins the scraper however the test leaves this scope (a
+  // failed ASSERT returns early).
+  struct Joiner {
+    std::atomic<bool>* done;
+    std::thread* thread;
+    ~Joiner() {
+      *done = true;
+      if (thread->joinable()) thread->join();
+    }
+  } joiner{&done, &scraper};
+  scraper = std::thread([&] {
     double last_syncs = 0;
     // At least a few scrapes, however fast the writer is.
     while (!done.load() || scrapes.load() < 5) {
