@@ -1086,9 +1086,10 @@ void NodeMetrics::Collect(metrics::Registry::Collector& out) const {
                 snapshot_install_seconds);
 }
 
-void Node::CollectStorageMetrics(metrics::Registry::Collector& /*out*/) const {
-  // The WAL's and the engine's own metrics are added here once they export
-  // them.
+void Node::CollectStorageMetrics(metrics::Registry::Collector& out) const {
+  // The WAL lives as long as the node; the engine is replaced when a
+  // snapshot is installed, so it is read under the lock of that swap.
+  wal_->CollectMetrics(out);
 }
 
 }  // namespace rkv

@@ -23,6 +23,7 @@
 #include "common/host_port.h"
 #include "integration/cluster_process.h"
 #include "node/restore.h"
+#include "support/prometheus_text.h"
 #include "support/test_util.h"
 
 namespace rkv::test {
@@ -77,23 +78,6 @@ Result<HttpReply> Retrying(HttpClient& c, std::string_view method, const std::st
     if (!reply.ok()) c.Close();
     std::this_thread::sleep_for(kRetryPause);
   }
-}
-
-// The families a scrape declares (# TYPE lines), and the value of one
-// series given as it is rendered (`name{labels}`); -1 when absent.
-std::set<std::string> MetricFamilies(const std::string& text) {
-  std::set<std::string> out;
-  size_t pos = 0;
-  while ((pos = text.find("# TYPE ", pos)) != std::string::npos) {
-    pos += 7;
-    out.insert(text.substr(pos, text.find(' ', pos) - pos));
-  }
-  return out;
-}
-double MetricValue(const std::string& text, const std::string& series) {
-  const size_t at = text.find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(text.substr(at + series.size() + 2));
 }
 
 class V1ApiTest : public ::testing::Test {
@@ -451,17 +435,17 @@ TEST_F(V1ApiTest, LeaderTransferReadinessAndMetrics) {
     ASSERT_OK(scraped);
     ASSERT_EQ(scraped->status, 200);
     EXPECT_EQ(scraped->Header("Content-Type").substr(0, 10), "text/plain");
-    const std::set<std::string> families = MetricFamilies(scraped->body);
+    // Valid Prometheus text (the strict parser of the tests).
+    Result<std::vector<PrometheusFamily>> families = ParsePrometheusText(scraped->body);
+    ASSERT_TRUE(families.ok()) << families.status().ToString();
     for (const char* family : {"raft_kv_term", "raft_kv_role", "raft_kv_commit_index", "raft_kv_applied_index",
                                "raft_kv_leader_changes_total", "raft_kv_proposals_committed_total",
                                "raft_kv_apply_duration_seconds", "raft_kv_http_requests_total",
-                               "raft_kv_http_request_duration_seconds"}) {
-      EXPECT_TRUE(families.count(family)) << "node " << id << " lacks " << family;
+                               "raft_kv_http_request_duration_seconds", "raft_kv_wal_fsync_duration_seconds"}) {
+      EXPECT_NE(FindFamily(*families, family), nullptr) << "node " << id << " lacks " << family;
     }
-    EXPECT_EQ(MetricValue(scraped->body, std::string("raft_kv_role{role=\"") + (id == target ? "leader" : "follower") +
-                                             "\"}"),
-              1.0)
-        << id;
+    EXPECT_EQ(SampleValue(*families, "raft_kv_role", {{"role", id == target ? "leader" : "follower"}}), 1.0) << id;
+    EXPECT_GT(SampleValue(*families, "raft_kv_wal_fsyncs_total").value_or(0), 0.0) << id;
   }
   // A node that knows no leader is not ready.
   for (uint64_t id : cluster_->ids()) {
