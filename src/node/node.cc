@@ -1090,6 +1090,8 @@ void Node::CollectStorageMetrics(metrics::Registry::Collector& out) const {
   // The WAL lives as long as the node; the engine is replaced when a
   // snapshot is installed, so it is read under the lock of that swap.
   wal_->CollectMetrics(out);
+  std::shared_lock lock(engine_mu_);
+  if (engine_ != nullptr) engine_->CollectMetrics(out);
 }
 
 }  // namespace rkv
