@@ -20,6 +20,7 @@
 #include <string>
 
 #include "common/host_port.h"
+#include "common/metrics.h"
 #include "common/status.h"
 #include "common/types.h"
 #include "raft/message.h"
@@ -47,6 +48,12 @@ class Transport {
   // closed. Connections *from* it are not affected (it may still be sending
   // its last messages). Thread-safe.
   virtual void RemovePeer(NodeId id) = 0;
+
+  // Exports the transport's metrics for a scrape (raft_kv_peer_* per peer,
+  // raft_kv_transport_* over all). Thread-safe: runs on the scraping
+  // thread. The default exports nothing, for transports that have nothing
+  // to say (the simulator's, tests').
+  virtual void CollectMetrics(metrics::Registry::Collector& out) const { (void)out; }
 };
 
 struct TcpTransportOptions {
@@ -155,6 +162,37 @@ class TcpTransport final : public Transport {
   void SetListenAddress(std::string address);
 
   TransportStats stats() const;
+
+  // Per peer (label peer="<id>"), while it is a peer, and on after Stop:
+  //   raft_kv_peer_connected                 1 while the outgoing regular connection is up.
+  //                                          A channel dials only when it has a message to
+  //                                          send, so two followers show 0 between elections.
+  //   raft_kv_peer_inbound_connections       connections from the peer now
+  //   raft_kv_peer_messages_sent_total, raft_kv_peer_bytes_sent_total
+  //   raft_kv_peer_messages_received_total, raft_kv_peer_bytes_received_total
+  //   raft_kv_peer_messages_dropped_total    queue overflow, failed writes, a moved peer
+  //   raft_kv_peer_write_failures_total      frames whose write failed (the connection ends)
+  //   raft_kv_peer_connects_total, raft_kv_peer_connect_failures_total,
+  //   raft_kv_peer_disconnects_total         established connections that were lost
+  //   raft_kv_peer_queued_messages, raft_kv_peer_queued_bytes
+  //   raft_kv_peer_round_trip_seconds        heartbeat to heartbeat response (histogram)
+  // and over all peers raft_kv_transport_messages_dropped_total (also those
+  // for unknown peers), raft_kv_transport_inbound_connections,
+  // raft_kv_transport_inbound_rejected_total.
+  //
+  // The round trip: the transport pairs no requests with responses, so it
+  // times what Raft pairs anyway. When it writes a heartbeat to a peer and
+  // is not already timing one, it notes the time and the heartbeat's
+  // read_round; the next HeartbeatResponse from that peer with the same
+  // read_round ends the measurement. That is the network both ways plus
+  // the time the peer's node loop took to answer. Responses come back in
+  // order over TCP, so it is exact unless a response is lost without a
+  // connection breaking (the peer's queue overflowed: the sample is then
+  // too long; a probe not answered in 5 s is abandoned), or heartbeats go
+  // out faster than they come back (an earlier heartbeat's response ends
+  // it: too short). A probe is abandoned when either regular connection
+  // between the two nodes breaks.
+  void CollectMetrics(metrics::Registry::Collector& out) const override;
 
   void Send(raft::Message m) override;
   void AddPeer(NodeId id, std::string address) override;

@@ -39,6 +39,7 @@
 #include <deque>
 #include <exception>
 #include <future>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -70,6 +71,10 @@ constexpr auto kStopGrace = std::chrono::seconds(2);
 // At most one queue-full warning per channel per interval; it counts the
 // drops since the last one.
 constexpr auto kDropLogInterval = std::chrono::seconds(10);
+// A round-trip probe whose heartbeat response has not come in this long is
+// abandoned (the response was lost), so one loss cannot make a sample of
+// minutes; the next heartbeat starts a new one.
+constexpr auto kProbeGiveUp = std::chrono::seconds(5);
 
 constexpr size_t kChannels = 2;
 size_t ChannelSlot(Channel c) { return static_cast<size_t>(c); }
@@ -105,6 +110,32 @@ void Add(std::atomic<uint64_t>& counter, uint64_t n = 1) {
 void Sub(std::atomic<uint64_t>& counter, uint64_t n = 1) {
   counter.fetch_sub(n, std::memory_order_relaxed);
 }
+
+// One peer's traffic, exported per peer by CollectMetrics. Shared by the
+// peer's channels and the inbound connections from it; kept when the peer
+// moves to a new address and after Stop, dropped by RemovePeer.
+struct PeerMetrics {
+  std::atomic<uint64_t> messages_sent{0};
+  std::atomic<uint64_t> bytes_sent{0};  // hellos included
+  std::atomic<uint64_t> messages_received{0};
+  std::atomic<uint64_t> bytes_received{0};
+  std::atomic<uint64_t> messages_dropped{0};
+  std::atomic<uint64_t> write_failures{0};
+  std::atomic<uint64_t> connects{0};
+  std::atomic<uint64_t> connect_failures{0};
+  std::atomic<uint64_t> disconnects{0};
+  // Established outgoing connections of the regular channel: 0 or 1 (2 for
+  // a moment while a moved peer's old channel winds down).
+  std::atomic<uint64_t> regular_connections{0};
+  std::atomic<uint64_t> inbound_connections{0};
+  metrics::Histogram round_trip{metrics::LatencyBuckets()};
+
+  // The heartbeat being timed (see TcpTransport::CollectMetrics). io thread
+  // only.
+  bool probe_pending = false;
+  Clock::time_point probe_sent_at;
+  uint64_t probe_round = 0;
+};
 
 // Counts a live connection for as long as the coroutine that owns it runs
 // (or until its frame is destroyed with the io_context).
@@ -178,26 +209,36 @@ class TcpTransport::Impl {
   void SetClusterId(uint64_t cluster_id) { options_.cluster_id = cluster_id; }
   void SetListenAddress(std::string address) { options_.listen_address = std::move(address); }
   TransportStats stats() const;
+  void CollectMetrics(metrics::Registry::Collector& out) const;
   void Send(raft::Message m);
   void AddPeer(NodeId id, std::string address);
   void RemovePeer(NodeId id);
 
  private:
   // One direction of traffic to one peer on one channel.
+  // A message waiting in a channel's queue.
+  struct Queued {
+    std::string encoded;
+    // A heartbeat's read_round, for the round-trip probe; none for other
+    // messages.
+    std::optional<uint64_t> heartbeat_round;
+  };
+
   struct OutChannel {
     OutChannel(NodeId peer_id, Channel channel_kind, std::string peer_address, std::string h,
-               uint16_t p)
+               uint16_t p, std::shared_ptr<PeerMetrics> peer_metrics)
         : peer(peer_id), kind(channel_kind), address(std::move(peer_address)), host(std::move(h)),
-          port(p) {}
+          port(p), metrics(std::move(peer_metrics)) {}
 
     const NodeId peer;
     const Channel kind;
     const std::string address;
     const std::string host;
     const uint16_t port;
+    const std::shared_ptr<PeerMetrics> metrics;
 
     // Guarded by Impl::mu_.
-    std::deque<std::string> queue;  // encoded messages, oldest first
+    std::deque<Queued> queue;       // encoded messages, oldest first
     size_t queued_bytes = 0;
     bool wake_pending = false;      // a wake-up is posted and has not run yet
     bool closed = false;            // removed or stopping: the coroutine ends
@@ -238,11 +279,35 @@ class TcpTransport::Impl {
   asio::awaitable<void> Backoff(std::shared_ptr<OutChannel> ch, asio::steady_timer& wake,
                                 milliseconds delay);
 
+  // Which peer an inbound connection is from, for its per-peer counts.
+  struct InboundPeer {
+    InboundPeer() = default;
+    InboundPeer(const InboundPeer&) = delete;
+    InboundPeer& operator=(const InboundPeer&) = delete;
+    // In the coroutine's frame: also runs when the frame is destroyed with
+    // the io_context.
+    ~InboundPeer() {
+      if (metrics != nullptr) Sub(metrics->inbound_connections);
+    }
+
+    NodeId id;                              // kNoNode until the hello
+    uint64_t version = UINT64_MAX;          // peers_version_ when `metrics` was looked up
+    std::shared_ptr<PeerMetrics> metrics;   // counts this connection in inbound_connections
+  };
+  // The metrics of the peer an inbound connection is from, looked up again
+  // only when the peer table changed; nullptr for a node that is not a
+  // peer (its traffic is in the totals only). io thread.
+  PeerMetrics* InboundMetrics(InboundPeer* peer);
+  // Ends the peer's round-trip probe if `response` answers the heartbeat it
+  // times. io thread.
+  static void ObserveRoundTrip(PeerMetrics& peer, const raft::HeartbeatResponse& response);
+
   asio::awaitable<void> AcceptLoop();
   asio::awaitable<void> RunInbound(std::shared_ptr<Connection> conn);
   // Handles every complete frame the decoder holds. Returns why the
   // connection must be closed, or an empty string to keep reading.
-  std::string DrainFrames(Connection& conn, FrameDecoder& decoder, std::optional<Hello>* hello);
+  std::string DrainFrames(Connection& conn, FrameDecoder& decoder, std::optional<Hello>* hello,
+                          InboundPeer* peer);
 
   TcpTransportOptions options_;
   std::unique_ptr<asio::io_context> io_;
@@ -254,6 +319,12 @@ class TcpTransport::Impl {
 
   mutable std::mutex mu_;
   std::unordered_map<NodeId, Peer> peers_;  // guarded by mu_
+  // Guarded by mu_. Every peer in peers_ has an entry; entries stay after
+  // Stop (a stopped transport still reports its counts) and go with
+  // RemovePeer.
+  std::map<NodeId, std::shared_ptr<PeerMetrics>> peer_metrics_;
+  // Bumped (under mu_) whenever peer_metrics_ gains or loses an entry.
+  std::atomic<uint64_t> peers_version_{0};
   bool started_ = false;                    // guarded by mu_
   bool stopped_ = false;                    // guarded by mu_
 
@@ -383,6 +454,7 @@ void TcpTransport::Impl::RetireLocked(Peer& peer) {
   for (auto& ch : peer.channels) {
     ch->closed = true;
     Add(counters_.messages_dropped, ch->queue.size());
+    Add(ch->metrics->messages_dropped, ch->queue.size());
     ch->queue.clear();
     ch->queued_bytes = 0;
     if (!stopped_) {
@@ -411,6 +483,10 @@ void TcpTransport::Impl::WakeLocked(const std::shared_ptr<OutChannel>& ch) {
 void TcpTransport::Impl::Send(raft::Message m) {
   const Channel kind = ChannelFor(m);
   const NodeId to = m.to;
+  std::optional<uint64_t> heartbeat_round;
+  if (const auto* heartbeat = std::get_if<raft::HeartbeatRequest>(&m.body)) {
+    heartbeat_round = heartbeat->read_round;
+  }
   // Encode outside the lock: the caller's thread pays for its own messages.
   std::string encoded = EncodeMessage(m);
   if (FrameBuilder::AddedBytes(encoded.size()) > options_.max_frame_bytes) {
@@ -428,21 +504,23 @@ void TcpTransport::Impl::Send(raft::Message m) {
   const std::shared_ptr<OutChannel>& ch = it->second.channels[ChannelSlot(kind)];
   if (encoded.size() > options_.max_queue_bytes) {
     Add(counters_.messages_dropped);
+    Add(ch->metrics->messages_dropped);
     return;
   }
   // Drop the oldest until the new message fits (see the options).
   uint64_t evicted = 0;
   while (!ch->queue.empty() && (ch->queue.size() >= options_.max_queue_messages ||
                                 ch->queued_bytes + encoded.size() > options_.max_queue_bytes)) {
-    ch->queued_bytes -= ch->queue.front().size();
+    ch->queued_bytes -= ch->queue.front().encoded.size();
     ch->queue.pop_front();
     ++evicted;
   }
   ch->queued_bytes += encoded.size();
-  ch->queue.push_back(std::move(encoded));
+  ch->queue.push_back(Queued{std::move(encoded), heartbeat_round});
   Add(counters_.messages_queued);
   if (evicted > 0) {
     Add(counters_.messages_dropped, evicted);
+    Add(ch->metrics->messages_dropped, evicted);
     ch->drops_unlogged += evicted;
     // A peer that stays slow would otherwise log on every Send.
     const auto now = Clock::now();
@@ -477,10 +555,16 @@ void TcpTransport::Impl::AddPeer(NodeId id, std::string address) {
     RetireLocked(it->second);
     peers_.erase(it);
   }
+  // A moved peer keeps its metrics: it is the same node.
+  std::shared_ptr<PeerMetrics>& metrics = peer_metrics_[id];
+  if (metrics == nullptr) {
+    metrics = std::make_shared<PeerMetrics>();
+    peers_version_.fetch_add(1, std::memory_order_release);
+  }
   Peer peer;
   peer.address = address;
   for (Channel kind : {Channel::kRegular, Channel::kSnapshot}) {
-    auto ch = std::make_shared<OutChannel>(id, kind, address, host, port);
+    auto ch = std::make_shared<OutChannel>(id, kind, address, host, port, metrics);
     peer.channels[ChannelSlot(kind)] = ch;
     asio::post(*io_, [this, ch] { asio::co_spawn(*io_, RunChannel(ch), asio::detached); });
   }
@@ -489,6 +573,7 @@ void TcpTransport::Impl::AddPeer(NodeId id, std::string address) {
 
 void TcpTransport::Impl::RemovePeer(NodeId id) {
   std::lock_guard lock(mu_);
+  if (peer_metrics_.erase(id) > 0) peers_version_.fetch_add(1, std::memory_order_release);
   auto it = peers_.find(id);
   if (it == peers_.end()) return;
   RetireLocked(it->second);
@@ -521,6 +606,83 @@ TransportStats TcpTransport::Impl::stats() const {
     }
   }
   return s;
+}
+
+void TcpTransport::Impl::CollectMetrics(metrics::Registry::Collector& out) const {
+  struct Row {
+    NodeId id;
+    std::shared_ptr<PeerMetrics> m;
+    uint64_t queued_messages = 0;
+    uint64_t queued_bytes = 0;
+  };
+  std::vector<Row> rows;
+  {
+    // Copy under the lock, hand to the collector outside it: a scrape must
+    // not hold up Send.
+    std::lock_guard lock(mu_);
+    rows.reserve(peer_metrics_.size());
+    for (const auto& [id, m] : peer_metrics_) {
+      Row row{id, m};
+      auto it = peers_.find(id);
+      if (it != peers_.end()) {
+        for (const auto& ch : it->second.channels) {
+          row.queued_messages += ch->queue.size();
+          row.queued_bytes += ch->queued_bytes;
+        }
+      }
+      rows.push_back(std::move(row));
+    }
+  }
+  auto get = [](const std::atomic<uint64_t>& c) {
+    return static_cast<double>(c.load(std::memory_order_relaxed));
+  };
+  for (const Row& row : rows) {
+    const PeerMetrics& m = *row.m;
+    const metrics::Labels peer{{"peer", std::to_string(row.id.value())}};
+    out.Gauge("raft_kv_peer_connected",
+              "1 while this node's outgoing connection to the peer (regular channel) is up; it dials "
+              "only when it has a message to send.",
+              m.regular_connections.load(std::memory_order_relaxed) > 0 ? 1 : 0, peer);
+    out.Gauge("raft_kv_peer_inbound_connections", "Connections from the peer to this node now.",
+              get(m.inbound_connections), peer);
+    out.Counter("raft_kv_peer_messages_sent_total", "Raft messages written to the peer's connections.",
+                get(m.messages_sent), peer);
+    out.Counter("raft_kv_peer_bytes_sent_total", "Bytes written to the peer's connections (frames and hellos).",
+                get(m.bytes_sent), peer);
+    out.Counter("raft_kv_peer_messages_received_total", "Raft messages received from the peer.",
+                get(m.messages_received), peer);
+    out.Counter("raft_kv_peer_bytes_received_total", "Bytes read from the peer's connections to this node.",
+                get(m.bytes_received), peer);
+    out.Counter("raft_kv_peer_messages_dropped_total",
+                "Messages for the peer that were not written: its queue overflowed, a write failed, or it "
+                "moved.",
+                get(m.messages_dropped), peer);
+    out.Counter("raft_kv_peer_write_failures_total",
+                "Frames whose write to the peer failed or timed out (the connection is then redialed).",
+                get(m.write_failures), peer);
+    out.Counter("raft_kv_peer_connects_total", "Connections to the peer established (hello sent).",
+                get(m.connects), peer);
+    out.Counter("raft_kv_peer_connect_failures_total", "Attempts to connect to the peer that failed.",
+                get(m.connect_failures), peer);
+    out.Counter("raft_kv_peer_disconnects_total", "Established connections to the peer that were lost.",
+                get(m.disconnects), peer);
+    out.Gauge("raft_kv_peer_queued_messages", "Messages waiting to be written to the peer.",
+              static_cast<double>(row.queued_messages), peer);
+    out.Gauge("raft_kv_peer_queued_bytes", "Bytes of messages waiting to be written to the peer.",
+              static_cast<double>(row.queued_bytes), peer);
+    out.Histogram("raft_kv_peer_round_trip_seconds",
+                  "Time from writing a heartbeat to the peer to receiving its response: the network both "
+                  "ways and the peer's node loop.",
+                  m.round_trip, peer);
+  }
+  out.Counter("raft_kv_transport_messages_dropped_total",
+              "Messages handed to the transport that it did not write, for any peer or none.",
+              get(counters_.messages_dropped));
+  out.Gauge("raft_kv_transport_inbound_connections", "Connections from other nodes to this one now.",
+            get(counters_.inbound_connections));
+  out.Counter("raft_kv_transport_inbound_rejected_total",
+              "Inbound connections closed for a bad frame, a wrong cluster or node, or the connection cap.",
+              get(counters_.inbound_rejected));
 }
 
 // ---- Outgoing. ----
@@ -574,6 +736,7 @@ asio::awaitable<void> TcpTransport::Impl::RunChannel(std::shared_ptr<OutChannel>
       conn->Close();
       if (IsClosed(*ch)) break;
       Add(counters_.connect_failures);
+      Add(ch->metrics->connect_failures);
       ++failures;
       const milliseconds delay = jittered(backoff);
       // The first failure of a run is worth a warning; the rest would flood
@@ -595,6 +758,7 @@ asio::awaitable<void> TcpTransport::Impl::RunChannel(std::shared_ptr<OutChannel>
     }
 
     Add(counters_.connects);
+    Add(ch->metrics->connects);
     RKV_LOG_INFO("event=transport_connected peer={} channel={} address={} failed_attempts={}",
                  ch->peer.value(), ChannelName(ch->kind), ch->address, failures);
     failures = 0;
@@ -602,13 +766,18 @@ asio::awaitable<void> TcpTransport::Impl::RunChannel(std::shared_ptr<OutChannel>
     asio::co_spawn(*io_, WatchForClose(conn), asio::detached);
     {
       LiveCount live(&counters_.outbound_connections);
+      std::optional<LiveCount> connected;
+      if (ch->kind == Channel::kRegular) connected.emplace(&ch->metrics->regular_connections);
       co_await WriteLoop(ch, conn);
     }
     ch->conn.reset();
     conn->wake = nullptr;
     conn->Close();
+    // A heartbeat written on the lost connection may never have arrived.
+    if (ch->kind == Channel::kRegular) ch->metrics->probe_pending = false;
     if (IsClosed(*ch)) break;
     Add(counters_.disconnects);
+    Add(ch->metrics->disconnects);
 
     // A connection that stayed up a while says the peer is healthy: start
     // the backoff afresh. One that ended at once (a peer that accepts and
@@ -665,6 +834,7 @@ asio::awaitable<Status> TcpTransport::Impl::Dial(std::shared_ptr<OutChannel> ch,
   conn->deadline.cancel();
   if (conn->closed) co_return Status::Aborted("closed");
   Add(counters_.bytes_sent, n);
+  Add(ch->metrics->bytes_sent, n);
   co_return Status::OK();
 }
 
@@ -673,9 +843,11 @@ asio::awaitable<void> TcpTransport::Impl::WriteLoop(std::shared_ptr<OutChannel> 
   FrameBuilder builder(options_.cluster_id);
   std::vector<std::string> batch;
   asio::steady_timer& wake = *conn->wake;
+  PeerMetrics& peer = *ch->metrics;
   for (;;) {
     if (conn->closed) co_return;
     batch.clear();
+    std::optional<uint64_t> heartbeat_round;  // of the batch's first heartbeat
     {
       // Take whatever is queued, up to one batch. Move the strings out under
       // the lock; build the frame outside it.
@@ -683,11 +855,13 @@ asio::awaitable<void> TcpTransport::Impl::WriteLoop(std::shared_ptr<OutChannel> 
       if (ch->closed) co_return;
       size_t batch_bytes = 0;
       while (!ch->queue.empty()) {
-        const size_t added = FrameBuilder::AddedBytes(ch->queue.front().size());
+        Queued& next = ch->queue.front();
+        const size_t added = FrameBuilder::AddedBytes(next.encoded.size());
         if (!batch.empty() && batch_bytes + added > options_.max_batch_bytes) break;
         batch_bytes += added;
-        ch->queued_bytes -= ch->queue.front().size();
-        batch.push_back(std::move(ch->queue.front()));
+        ch->queued_bytes -= next.encoded.size();
+        if (!heartbeat_round) heartbeat_round = next.heartbeat_round;
+        batch.push_back(std::move(next.encoded));
         ch->queue.pop_front();
       }
     }
@@ -698,12 +872,23 @@ asio::awaitable<void> TcpTransport::Impl::WriteLoop(std::shared_ptr<OutChannel> 
     for (const std::string& encoded : batch) builder.Add(encoded);
     const std::string frame = builder.Finish();
 
+    if (heartbeat_round) {
+      // Start timing this heartbeat unless one is being timed already.
+      const auto now = Clock::now();
+      if (!peer.probe_pending || now - peer.probe_sent_at > kProbeGiveUp) {
+        peer.probe_pending = true;
+        peer.probe_sent_at = now;
+        peer.probe_round = *heartbeat_round;
+      }
+    }
     ArmDeadline(conn, options_.write_timeout);
     auto [ec, n] = co_await asio::async_write(conn->socket, asio::buffer(frame), kUseTuple);
     conn->deadline.cancel();
     if (ec) {
       // Whether any of it reached the peer is unknown; count it lost.
       Add(counters_.messages_dropped, batch.size());
+      Add(peer.messages_dropped, batch.size());
+      Add(peer.write_failures);
       RKV_LOG_DEBUG("event=transport_write_failed peer={} channel={} messages={} error=\"{}\"",
                     ch->peer.value(), ChannelName(ch->kind), batch.size(),
                     conn->timed_out ? std::string("timed out") : ec.message());
@@ -712,6 +897,8 @@ asio::awaitable<void> TcpTransport::Impl::WriteLoop(std::shared_ptr<OutChannel> 
     Add(counters_.messages_sent, batch.size());
     Add(counters_.frames_sent);
     Add(counters_.bytes_sent, n);
+    Add(peer.messages_sent, batch.size());
+    Add(peer.bytes_sent, n);
   }
 }
 
@@ -763,6 +950,7 @@ asio::awaitable<void> TcpTransport::Impl::RunInbound(std::shared_ptr<Connection>
   FrameDecoder decoder(options_.cluster_id, options_.max_frame_bytes);
   std::vector<char> buffer(kReadChunk);
   std::optional<Hello> hello;
+  InboundPeer peer;
   std::string reject;  // why we close it; empty when the peer did
 
   ArmDeadline(conn, options_.handshake_timeout);
@@ -774,8 +962,15 @@ asio::awaitable<void> TcpTransport::Impl::RunInbound(std::shared_ptr<Connection>
     }
     Add(counters_.bytes_received, n);
     decoder.Append(std::string_view(buffer.data(), n));
-    reject = DrainFrames(*conn, decoder, &hello);
+    reject = DrainFrames(*conn, decoder, &hello, &peer);
+    // After the frames: the first read's bytes count once its hello says
+    // who sent them.
+    if (PeerMetrics* m = InboundMetrics(&peer)) Add(m->bytes_received, n);
     if (!reject.empty() || conn->closed) break;
+  }
+  // A heartbeat response still on its way here is lost with the connection.
+  if (peer.metrics != nullptr && hello && hello->channel == Channel::kRegular) {
+    peer.metrics->probe_pending = false;
   }
 
   if (!reject.empty()) {
@@ -790,8 +985,34 @@ asio::awaitable<void> TcpTransport::Impl::RunInbound(std::shared_ptr<Connection>
   inbound_.erase(conn);
 }
 
+PeerMetrics* TcpTransport::Impl::InboundMetrics(InboundPeer* peer) {
+  if (peer->id == kNoNode) return nullptr;
+  if (peer->version != peers_version_.load(std::memory_order_acquire)) {
+    std::shared_ptr<PeerMetrics> now;
+    {
+      std::lock_guard lock(mu_);
+      peer->version = peers_version_.load(std::memory_order_relaxed);
+      auto it = peer_metrics_.find(peer->id);
+      if (it != peer_metrics_.end()) now = it->second;
+    }
+    if (now != peer->metrics) {
+      // The connection counts toward the entry the peer has now.
+      if (peer->metrics != nullptr) Sub(peer->metrics->inbound_connections);
+      if (now != nullptr) Add(now->inbound_connections);
+      peer->metrics = std::move(now);
+    }
+  }
+  return peer->metrics.get();
+}
+
+void TcpTransport::Impl::ObserveRoundTrip(PeerMetrics& peer, const raft::HeartbeatResponse& response) {
+  if (!peer.probe_pending || response.read_round != peer.probe_round) return;
+  peer.probe_pending = false;
+  peer.round_trip.Observe(std::chrono::duration<double>(Clock::now() - peer.probe_sent_at).count());
+}
+
 std::string TcpTransport::Impl::DrainFrames(Connection& conn, FrameDecoder& decoder,
-                                            std::optional<Hello>* hello) {
+                                            std::optional<Hello>* hello, InboundPeer* peer) {
   for (;;) {
     Result<std::optional<Frame>> next = decoder.Next();
     if (!next.ok()) return next.status().ToString();
@@ -807,6 +1028,8 @@ std::string TcpTransport::Impl::DrainFrames(Connection& conn, FrameDecoder& deco
       }
       *hello = frame.hello;
       conn.deadline.cancel();
+      peer->id = frame.hello.from;
+      (void)InboundMetrics(peer);  // counts the connection from now on
       continue;
     }
     if (frame.type == FrameType::kHello) return "a second hello";
@@ -817,8 +1040,14 @@ std::string TcpTransport::Impl::DrainFrames(Connection& conn, FrameDecoder& deco
                            DescribeMessage(m), (*hello)->from.value(), options_.id.value());
       }
     }
+    PeerMetrics* metrics = InboundMetrics(peer);
     for (raft::Message& m : frame.messages) {
       Add(counters_.messages_received);
+      if (metrics != nullptr) {
+        Add(metrics->messages_received);
+        // Before on_message: whoever reacts to the response sees it timed.
+        if (const auto* r = std::get_if<raft::HeartbeatResponse>(&m.body)) ObserveRoundTrip(*metrics, *r);
+      }
       options_.on_message(std::move(m));
     }
   }
@@ -837,6 +1066,9 @@ void TcpTransport::SetListenAddress(std::string address) {
   impl_->SetListenAddress(std::move(address));
 }
 TransportStats TcpTransport::stats() const { return impl_->stats(); }
+void TcpTransport::CollectMetrics(metrics::Registry::Collector& out) const {
+  impl_->CollectMetrics(out);
+}
 void TcpTransport::Send(raft::Message m) { impl_->Send(std::move(m)); }
 void TcpTransport::AddPeer(NodeId id, std::string address) {
   impl_->AddPeer(id, std::move(address));
