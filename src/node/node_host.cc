@@ -271,6 +271,7 @@ void NodeHost::Collect(metrics::Registry::Collector& out) const {
   }
   node_->metrics().Collect(out);
   node_->CollectStorageMetrics(out);
+  transport_->CollectMetrics(out);
 }
 
 void NodeHost::FillAddresses(MemberInfo* member) const {

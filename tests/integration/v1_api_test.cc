@@ -441,7 +441,8 @@ TEST_F(V1ApiTest, LeaderTransferReadinessAndMetrics) {
     for (const char* family : {"raft_kv_term", "raft_kv_role", "raft_kv_commit_index", "raft_kv_applied_index",
                                "raft_kv_leader_changes_total", "raft_kv_proposals_committed_total",
                                "raft_kv_apply_duration_seconds", "raft_kv_http_requests_total",
-                               "raft_kv_http_request_duration_seconds", "raft_kv_wal_fsync_duration_seconds", "raft_kv_engine_keys"}) {
+                               "raft_kv_http_request_duration_seconds", "raft_kv_wal_fsync_duration_seconds", "raft_kv_engine_keys",
+                               "raft_kv_peer_round_trip_seconds"}) {
       EXPECT_NE(FindFamily(*families, family), nullptr) << "node " << id << " lacks " << family;
     }
     EXPECT_EQ(SampleValue(*families, "raft_kv_role", {{"role", id == target ? "leader" : "follower"}}), 1.0) << id;
