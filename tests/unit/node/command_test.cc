@@ -233,10 +233,16 @@ TEST(MemberAddressTest, RoundTripAndMalformed) {
 }
 
 TEST(CommandResultTest, RoundTripAndMalformed) {
+  auto result = [](CommandResult::Code code, std::string message) {
+    CommandResult r;
+    r.code = code;
+    r.message = std::move(message);
+    return r;
+  };
   for (const CommandResult& r :
-       {CommandResult{}, CommandResult{CommandResult::Code::kCasFailed, {}, false},
-        CommandResult{CommandResult::Code::kStaleSequence, {}, false},
-        CommandResult{CommandResult::Code::kRejected, "key of 5000 bytes exceeds 4096", false}}) {
+       {CommandResult{}, result(CommandResult::Code::kCasFailed, ""),
+        result(CommandResult::Code::kStaleSequence, ""),
+        result(CommandResult::Code::kRejected, "key of 5000 bytes exceeds 4096")}) {
     const std::string bytes = EncodeCommandResult(r);
     auto back = DecodeCommandResult(bytes);
     ASSERT_OK(back);

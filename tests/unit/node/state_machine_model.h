@@ -21,6 +21,14 @@
 
 namespace rkv::test {
 
+// A result with a code and message and nothing else set.
+inline CommandResult Failure(CommandResult::Code code, std::string message) {
+  CommandResult r;
+  r.code = code;
+  r.message = std::move(message);
+  return r;
+}
+
 // An engine as the node opens one: sync mode none, limits fitted to the
 // state machine's records. Small files and buffer, so a short workload rolls
 // files and flushes often (many crash points).
@@ -82,7 +90,7 @@ class Model {
         return r;
       }
       if (it != sessions_.end() && c.sequence < it->second.last_sequence) {
-        return CommandResult{CommandResult::Code::kStaleSequence, {}, false};
+        return Failure(CommandResult::Code::kStaleSequence, "");
       }
     }
     CommandResult r = Execute(c, entry.index);
@@ -170,7 +178,7 @@ class Model {
         return written;
       case Command::Kind::kCas:
         if (BadKey(c.key) || BadValue(c.value)) return Rejected(c);
-        if (Get(c.key) != c.expected) return CommandResult{CommandResult::Code::kCasFailed, {}, false};
+        if (Get(c.key) != c.expected) return Failure(CommandResult::Code::kCasFailed, "");
         data_[c.key] = {c.value, c.expiry_ms, index.value()};
         return written;
       case Command::Kind::kBatch:
@@ -224,7 +232,7 @@ class Model {
   // sessions, where both sides then agree). Rejections here only come from
   // empty keys, whose message is fixed.
   static CommandResult Rejected(const Command&) {
-    return CommandResult{CommandResult::Code::kRejected, "empty key", false};
+    return Failure(CommandResult::Code::kRejected, "empty key");
   }
 
   StateMachineOptions options_;

@@ -253,7 +253,7 @@ TEST_F(StateMachineTest, ScanPagesThroughUserKeysInOrder) {
   for (int i = 0; i < 30; ++i) {
     char key[8];
     snprintf(key, sizeof(key), "p%02d", i);
-    ASSERT_TRUE(r.Apply(Command::Put(key, std::string(i, 'v'))).ok());
+    ASSERT_TRUE(r.Apply(Command::Put(key, std::string(static_cast<size_t>(i), 'v'))).ok());
   }
   ASSERT_TRUE(r.Apply(Command::Put("q", "other")).ok());
   ASSERT_TRUE(r.Apply(Command::Put("o", "other")).ok());
@@ -272,7 +272,7 @@ TEST_F(StateMachineTest, ScanPagesThroughUserKeysInOrder) {
     EXPECT_EQ(page->applied_index, r.sm()->applied_index().value());
     for (const KvEntry& e : page->entries) {
       keys.push_back(e.key);
-      EXPECT_EQ(e.value, std::string(std::stoi(e.key.substr(1)), 'v'));
+      EXPECT_EQ(e.value, std::string(std::stoul(e.key.substr(1)), 'v'));
       EXPECT_EQ(e.revision, static_cast<uint64_t>(std::stoi(e.key.substr(1)) + 1));
     }
     if (!page->more) break;
