@@ -4,6 +4,8 @@
 
 #include <iterator>
 
+#include "common/text.h"
+
 namespace rkv::bench {
 
 std::string_view ApiName(Api api) {
@@ -44,33 +46,6 @@ std::optional<Consistency> ParseConsistency(std::string_view name) {
     if (ConsistencyName(c) == name) return c;
   }
   return std::nullopt;
-}
-
-std::string Base64Encode(std::string_view bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const uint32_t n = static_cast<uint32_t>(static_cast<uint8_t>(bytes[i])) << 16 |
-                       static_cast<uint32_t>(static_cast<uint8_t>(bytes[i + 1])) << 8 |
-                       static_cast<uint32_t>(static_cast<uint8_t>(bytes[i + 2]));
-    out += kAlphabet[n >> 18];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += kAlphabet[n & 63];
-  }
-  const size_t rest = bytes.size() - i;
-  if (rest > 0) {
-    uint32_t n = static_cast<uint32_t>(static_cast<uint8_t>(bytes[i])) << 16;
-    if (rest == 2) n |= static_cast<uint32_t>(static_cast<uint8_t>(bytes[i + 1])) << 8;
-    out += kAlphabet[n >> 18];
-    out += kAlphabet[(n >> 12) & 63];
-    out += rest == 2 ? kAlphabet[(n >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
 }
 
 std::string PercentEncode(std::string_view text) {

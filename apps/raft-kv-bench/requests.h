@@ -78,8 +78,6 @@ class RequestBuilder {
   std::string value_base64_;    // etcd
 };
 
-// Standard base64 with padding (RFC 4648 section 4), as etcd's gateway takes bytes.
-std::string Base64Encode(std::string_view bytes);
 // Percent-encodes everything but RFC 3986 unreserved characters.
 std::string PercentEncode(std::string_view text);
 // `text` as the inside of a JSON string (quotes, backslashes, controls escaped).

@@ -27,14 +27,6 @@ bool ParseConsistency(const boost::urls::url_view& url, ServiceReadOptions* opti
 std::optional<HttpResponse> RedirectToLeader(KvService* service, const std::string& target,
                                              std::string_view message);
 
-// Standard base64 with padding (RFC 4648 section 4).
-std::string Base64Encode(std::string_view bytes);
-// nullopt for anything that is not padded standard base64.
-std::optional<std::string> Base64Decode(std::string_view text);
-
-// True when `text` is well-formed UTF-8 (no overlongs, surrogates or code
-// points past U+10FFFF).
-bool IsValidUtf8(std::string_view text);
 
 }  // namespace rkv::http::internal
 

@@ -20,6 +20,7 @@
 #include "api/http/http_handler.h"
 #include "api/http/http_util.h"
 #include "common/json_fields.h"
+#include "common/text.h"
 #include "common/metrics.h"
 
 namespace rkv::http {
@@ -146,11 +147,11 @@ struct Codec {
     if (v == nullptr || !v->is_string()) return std::nullopt;
     std::string_view text(v->get_string().data(), v->get_string().size());
     if (!base64) return std::string(text);
-    return internal::Base64Decode(text);
+    return Base64Decode(text);
   }
   std::optional<json::string> Encode(std::string_view bytes) const {
-    if (base64) return json::string(internal::Base64Encode(bytes));
-    if (!internal::IsValidUtf8(bytes)) return std::nullopt;
+    if (base64) return json::string(Base64Encode(bytes));
+    if (!IsValidUtf8(bytes)) return std::nullopt;
     return json::string(bytes);
   }
 };
@@ -364,7 +365,7 @@ void HttpHandler::HandleScan(const HttpRequest& request, Callback done) {
       *out = *param;
       return std::nullopt;
     }
-    std::optional<std::string> bytes = internal::Base64Decode(*param);
+    std::optional<std::string> bytes = Base64Decode(*param);
     if (!bytes) return BadRequest(fmt::format("{} is not base64 (encoding=base64)", name));
     *out = std::move(*bytes);
     return std::nullopt;
@@ -472,7 +473,7 @@ void HttpHandler::HandleTxn(const HttpRequest& request, Callback done) {
                   for (uint64_t r : result->compare_revisions) revisions.emplace_back(r);
                   const size_t i = result->failed_compare;
                   std::string key = i < compared.size() ? compared[i] : std::string();
-                  if (base64 || !internal::IsValidUtf8(key)) key = internal::Base64Encode(key);
+                  if (base64 || !IsValidUtf8(key)) key = Base64Encode(key);
                   const uint64_t have = i < result->compare_revisions.size() ? result->compare_revisions[i] : 0;
                   done(JsonResponse(
                       409, json::object{{"succeeded", false},
