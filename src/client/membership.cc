@@ -42,7 +42,8 @@ bool ParseHex(std::string_view text, uint64_t* out) {
   return true;
 }
 
-// "http://host:port/path" -> "host:port" and "/path".
+}  // namespace
+
 bool SplitLocation(std::string_view location, std::string* endpoint, std::string* target) {
   constexpr std::string_view kScheme = "http://";
   if (!location.starts_with(kScheme)) return false;
@@ -53,8 +54,6 @@ bool SplitLocation(std::string_view location, std::string* endpoint, std::string
   *target = std::string(location.substr(slash));
   return true;
 }
-
-}  // namespace
 
 Result<Membership> ParseMembership(std::string_view body) {
   boost::system::error_code ec;

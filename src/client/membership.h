@@ -36,6 +36,10 @@ Result<Membership> ParseMembership(std::string_view body);
 // The body of POST /v1/cluster/members.
 std::string MemberRequestBody(uint64_t id, std::string_view peer, std::string_view http, bool learner);
 
+// A redirect's Location, "http://host:port/path", as "host:port" and
+// "/path"; false for anything else.
+bool SplitLocation(std::string_view location, std::string* endpoint, std::string* target);
+
 // Sends the request to the first of `endpoints` ("host:port") that answers,
 // following the redirects (307) a follower answers for requests only the
 // leader takes, at most `max_redirects` of them. A transport error moves on

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "client/http_client.h"
+#include "integration/cluster_process.h"
 #include "integration/server_process.h"
 #include "json_render.h"
 #include "kv_commands.h"
@@ -560,7 +561,7 @@ TEST_F(CliServerTest, TheEndpointComesFromTheEnvironmentUnlessGiven) {
   EXPECT_EQ(after.out, "yes\n") << after.err;
 }
 
-TEST_F(CliServerTest, BadInputExitsTwoWithOneLineOnStderr) {
+TEST_F(CliServerTest, BadInputExitsTwoAndAnUnreachableClusterFourWithOneLineOnStderr) {
   const std::vector<std::vector<std::string>> cases = {
       {},                                  // no subcommand
       {"frob"},                            // unknown subcommand
@@ -582,9 +583,6 @@ TEST_F(CliServerTest, BadInputExitsTwoWithOneLineOnStderr) {
   CliRun too_long = Cli({"put", std::string(5000, 'k'), "v"});
   EXPECT_NE(too_long.err.find("413"), std::string::npos) << too_long.err;
 
-  CliRun not_utf8 = Cli({"put", "k", "-"}, "\xff\xfe");
-  EXPECT_EQ(not_utf8.exit_code, 2);
-  EXPECT_NE(not_utf8.err.find("UTF-8"), std::string::npos) << not_utf8.err;
 
   CliRun bad_endpoint = RunCli({"--endpoint", "no-port", "get", "k"});
   EXPECT_EQ(bad_endpoint.exit_code, 2);
@@ -593,7 +591,7 @@ TEST_F(CliServerTest, BadInputExitsTwoWithOneLineOnStderr) {
   // Nothing listens: a transport error, retried, then reported.
   CliRun unreachable = RunCli(
       {"--endpoint", "127.0.0.1:" + std::to_string(ClosedPort()), "--attempts", "2", "get", "k"});
-  EXPECT_EQ(unreachable.exit_code, 2);
+  EXPECT_EQ(unreachable.exit_code, 4);
   EXPECT_NE(unreachable.err.find("cannot reach"), std::string::npos) << unreachable.err;
   EXPECT_NE(unreachable.err.find("2 attempts"), std::string::npos) << unreachable.err;
   EXPECT_EQ(Lines(unreachable.err), 1u) << unreachable.err;
@@ -662,9 +660,10 @@ TEST(CliMemberTest, ANodeWithoutAPeerAddressCannotGrow) {
 TEST(CliHelpTest, HelpNamesEverySubcommandWithAnExample) {
   CliRun help = RunCli({"--help"});
   EXPECT_EQ(help.exit_code, 0);
-  for (const char* text : {"get", "put", "delete", "cluster", "status", "local-cluster", "member",
-                           "raft-kv-cli put hello world", "raft-kv-cli local-cluster --nodes 3",
-                           "RAFT_KV_ENDPOINT", "Exit codes"}) {
+  for (const char* text : {"get", "put", "del", "scan", "txn", "cluster", "status", "local-cluster",
+                           "member", "leader", "snapshot", "raft-kv-cli put hello world",
+                           "raft-kv-cli local-cluster --nodes 3", "RAFT_KV_ENDPOINTS", "--json",
+                           "Exit codes", "3 a condition did not hold"}) {
     EXPECT_NE(help.out.find(text), std::string::npos) << text;
   }
   CliRun sub = RunCli({"local-cluster", "--help"});
@@ -687,9 +686,9 @@ TEST(CliWireTest, AWriteRetriedAfterA503CarriesTheSameIdempotencyKey) {
                               : "";
   EXPECT_TRUE(IsHex128(key)) << key;
   for (const auto& r : requests) {
-    EXPECT_EQ(r.method, "POST");
-    EXPECT_EQ(r.target, "/k");
-    EXPECT_EQ(r.body, R"({"value":"v"})");
+    EXPECT_EQ(r.method, "PUT");
+    EXPECT_EQ(r.target, "/v1/kv/k");
+    EXPECT_EQ(r.body, "v");
     EXPECT_EQ(r.headers.count("idempotency-key") ? r.headers.at("idempotency-key") : "", key);
   }
 }
@@ -702,7 +701,7 @@ TEST(CliWireTest, AWriteWhoseReplyWasLostIsSentAgainUnderTheSameKey) {
   ASSERT_EQ(requests.size(), 3u);
   for (const auto& r : requests) {
     EXPECT_EQ(r.method, "DELETE");
-    EXPECT_EQ(r.target, "/gone");
+    EXPECT_EQ(r.target, "/v1/kv/gone");
     EXPECT_EQ(r.headers.at("idempotency-key"), requests[0].headers.at("idempotency-key"));
   }
 }
@@ -719,7 +718,7 @@ TEST(CliWireTest, EachInvocationIsANewWriteWithANewKey) {
 TEST(CliWireTest, RetriesAreBoundedByAttempts) {
   ScriptedServer server({kUnavailableNoRetryAfter});
   CliRun put = RunCli({"--endpoint", server.endpoint(), "--attempts", "3", "put", "k", "v"});
-  EXPECT_EQ(put.exit_code, 2);
+  EXPECT_EQ(put.exit_code, 4);
   EXPECT_NE(put.err.find("503"), std::string::npos) << put.err;
   EXPECT_NE(put.err.find("no leader"), std::string::npos) << put.err;
   EXPECT_EQ(Lines(put.err), 1u) << put.err;
@@ -928,6 +927,248 @@ TEST_F(LocalClusterTest, ThreeNodesElectALeaderAndReplicate) {
   cluster.Signal(SIGTERM);
   EXPECT_EQ(cluster.WaitExit(seconds(30)), 0) << cluster.out() << cluster.err();
   for (const PrintedNode& node : nodes) EXPECT_TRUE(ProcessGone(node.pid)) << node.pid;
+}
+
+// ---------------------------------------------------------------------------
+// Against a real three-node cluster: every subcommand, with the endpoints
+// list, the redirects to the leader, and a backup restored into a new
+// cluster with the CLI alone.
+
+const std::vector<std::string> kClusterTiming = {"--tick-ms", "50", "--election-ticks", "10"};
+
+class CliClusterTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    cluster_ = new ClusterProcess(dir_->Join("cluster"), 3, kClusterTiming);
+    Status s = cluster_->StartAll();
+    if (!s.ok()) {
+      ADD_FAILURE() << s.ToString();
+      return;
+    }
+    if (!cluster_->WaitForLeader(seconds(15)).ok()) ADD_FAILURE() << cluster_->LogTails();
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+    delete dir_;
+    dir_ = nullptr;
+  }
+
+  static std::string Http(uint64_t id) { return "127.0.0.1:" + std::to_string(cluster_->http_port(id)); }
+  static std::string AllEndpoints() { return Http(1) + "," + Http(2) + "," + Http(3); }
+
+  uint64_t Leader() {
+    auto leader = cluster_->WaitForLeader(seconds(15));
+    EXPECT_TRUE(leader.ok()) << cluster_->LogTails();
+    return leader.ok() ? *leader : 1;
+  }
+  uint64_t AFollower() {
+    const uint64_t leader = Leader();
+    return leader == 1 ? 2 : 1;
+  }
+
+  // raft-kv-cli with RAFT_KV_ENDPOINTS naming all three nodes.
+  CliRun Cli(const std::vector<std::string>& args, const std::string& input = "") {
+    return RunCli(args, input, {"RAFT_KV_ENDPOINTS=" + AllEndpoints()});
+  }
+
+  static TempDir* dir_;
+  static ClusterProcess* cluster_;
+};
+TempDir* CliClusterTest::dir_ = nullptr;
+ClusterProcess* CliClusterTest::cluster_ = nullptr;
+
+TEST_F(CliClusterTest, AnEndpointThatIsDownIsPassedOver) {
+  const std::string endpoints = "127.0.0.1:" + std::to_string(ClosedPort()) + "," + Http(2);
+  CliRun put = RunCli({"--endpoints", endpoints, "put", "passover", "yes"});
+  ASSERT_EQ(put.exit_code, 0) << put.err;
+  CliRun get = RunCli({"get", "passover"}, "", {"RAFT_KV_ENDPOINTS=" + endpoints});
+  EXPECT_EQ(get.exit_code, 0) << get.err;
+  EXPECT_EQ(get.out, "yes\n");
+}
+
+TEST_F(CliClusterTest, ConditionalWritesExitThreeWhenTheRevisionDiffers) {
+  CliRun first = Cli({"put", "cas", "one", "--json"});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const uint64_t revision = boost::json::parse(first.out).at("revision").to_number<uint64_t>();
+  ASSERT_GT(revision, 0u);
+
+  CliRun stale = Cli({"put", "cas", "two", "--if-revision", std::to_string(revision + 1000)});
+  EXPECT_EQ(stale.exit_code, 3) << stale.err;
+  EXPECT_NE(stale.err.find("409"), std::string::npos) << stale.err;
+  EXPECT_EQ(Lines(stale.err), 1u) << stale.err;
+  EXPECT_EQ(Cli({"get", "cas"}).out, "one\n");
+
+  CliRun swap = Cli({"put", "cas", "two", "--if-revision", std::to_string(revision)});
+  EXPECT_EQ(swap.exit_code, 0) << swap.err;
+  EXPECT_EQ(Cli({"get", "cas"}).out, "two\n");
+
+  EXPECT_EQ(Cli({"put", "cas-new", "x", "--if-revision", "0"}).exit_code, 0);
+  EXPECT_EQ(Cli({"put", "cas-new", "y", "--if-revision", "0"}).exit_code, 3);
+  EXPECT_EQ(Cli({"del", "cas-new", "--if-revision", "1"}).exit_code, 3);
+  EXPECT_EQ(Cli({"get", "cas-new"}).out, "x\n");
+  CliRun get = Cli({"get", "cas-new", "--json"});
+  ASSERT_EQ(get.exit_code, 0) << get.err;
+  const uint64_t now = boost::json::parse(get.out).at("revision").to_number<uint64_t>();
+  EXPECT_EQ(Cli({"del", "cas-new", "--if-revision", std::to_string(now)}).exit_code, 0);
+  EXPECT_EQ(Cli({"get", "cas-new"}).exit_code, 1);
+}
+
+TEST_F(CliClusterTest, BinaryValuesRoundTripAndShowAsBase64InJson) {
+  const std::string bytes("\xff\x00\xfe\n", 4);
+  ASSERT_EQ(Cli({"put", "bin", "-"}, bytes).exit_code, 0);
+  CliRun get = Cli({"get", "bin"});
+  EXPECT_EQ(get.exit_code, 0) << get.err;
+  EXPECT_EQ(get.out, bytes + "\n");
+  CliRun json = Cli({"get", "bin", "--json"});
+  EXPECT_EQ(boost::json::parse(json.out).at("value_base64").as_string(), "/wD+Cg==") << json.out;
+}
+
+TEST_F(CliClusterTest, ScanPagesThroughEveryKeyInOrder) {
+  // 1100 keys, more than one page of the CLI's 1000, written in batches.
+  auto http = cluster_->Client(Leader());
+  for (int batch = 0; batch < 11; ++batch) {
+    boost::json::array ops;
+    for (int i = batch * 100; i < (batch + 1) * 100; ++i) {
+      char key[16];
+      std::snprintf(key, sizeof key, "scan/%04d", i);
+      ops.push_back(boost::json::object{{"op", "put"}, {"key", key}, {"value", "v" + std::to_string(i)}});
+    }
+    auto r = http->Request("POST", "/v1/txn", boost::json::serialize(boost::json::object{{"ops", ops}}));
+    ASSERT_OK(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+  }
+  CliRun all = Cli({"scan", "--prefix", "scan/", "--keys-only"});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  std::string expected;
+  for (int i = 0; i < 1100; ++i) {
+    char key[16];
+    std::snprintf(key, sizeof key, "scan/%04d", i);
+    expected += std::string(key) + "\n";
+  }
+  EXPECT_EQ(all.out, expected);
+
+  CliRun some = Cli({"scan", "--start", "scan/0998", "--end", "scan/1001"});
+  EXPECT_EQ(some.out, "scan/0998\tv998\nscan/0999\tv999\nscan/1000\tv1000\n") << some.err;
+  CliRun limited = Cli({"scan", "--prefix", "scan/", "--limit", "3", "--json"});
+  ASSERT_EQ(limited.exit_code, 0) << limited.err;
+  const boost::json::value doc = boost::json::parse(limited.out);
+  EXPECT_EQ(doc.at("count").to_number<uint64_t>(), 3u);
+  EXPECT_EQ(doc.at("kvs").as_array()[2].at("key").as_string(), "scan/0002");
+  EXPECT_EQ(doc.at("kvs").as_array()[2].at("value").as_string(), "v2");
+
+  CliRun unbounded = Cli({"scan"});
+  EXPECT_EQ(unbounded.exit_code, 2);
+  EXPECT_NE(unbounded.err.find("--prefix"), std::string::npos) << unbounded.err;
+}
+
+TEST_F(CliClusterTest, TxnAppliesAllOrNothing) {
+  const std::string file = dir_->Join("txn.json");
+  std::ofstream(file) << R"({"compare":[{"key":"txn/a","revision":0}],)"
+                      << R"("ops":[{"op":"put","key":"txn/a","value":"1"},{"op":"put","key":"txn/b","value":"2"}]})";
+  CliRun first = Cli({"txn", file});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(first.out.rfind("OK revision ", 0), 0u) << first.out;
+  EXPECT_EQ(Cli({"get", "txn/b"}).out, "2\n");
+
+  // Now txn/a exists: the compare fails and nothing is written.
+  ASSERT_EQ(Cli({"del", "txn/b"}).exit_code, 0);
+  CliRun again = Cli({"txn", "-"}, R"({"compare":[{"key":"txn/a","revision":0}],"ops":[{"op":"put","key":"txn/b","value":"3"}]})");
+  EXPECT_EQ(again.exit_code, 3) << again.err;
+  EXPECT_NE(again.err.find("compare 0 failed"), std::string::npos) << again.err;
+  EXPECT_EQ(Cli({"get", "txn/b"}).exit_code, 1);
+
+  CliRun bad = Cli({"txn", "-"}, "not json");
+  EXPECT_EQ(bad.exit_code, 2);
+  CliRun missing = Cli({"txn", dir_->Join("no-such-file.json")});
+  EXPECT_EQ(missing.exit_code, 4);
+}
+
+TEST_F(CliClusterTest, ClusterStatusShowsEveryMemberTheLeaderAndTheLag) {
+  const uint64_t leader = Leader();
+  CliRun view = Cli({"cluster", "status"});
+  ASSERT_EQ(view.exit_code, 0) << view.err;
+  EXPECT_NE(view.out.find("leader: " + std::to_string(leader) + "\n"), std::string::npos) << view.out;
+  for (uint64_t id : {uint64_t{1}, uint64_t{2}, uint64_t{3}}) EXPECT_NE(view.out.find(Http(id)), std::string::npos) << view.out;
+  EXPECT_NE(view.out.find("lag"), std::string::npos) << view.out;
+  CliRun json = Cli({"cluster", "--json"});
+  EXPECT_EQ(cli::FindLeader(boost::json::parse(json.out)), std::to_string(leader)) << json.out;
+}
+
+TEST_F(CliClusterTest, LeaderTransferAndMembershipChangesFollowTheLeader) {
+  // Sent to a follower only: its 307s lead the CLI to the leader.
+  const uint64_t follower = AFollower();
+  uint64_t target = 0;
+  for (uint64_t id : {uint64_t{1}, uint64_t{2}, uint64_t{3}}) {
+    if (id != follower && id != Leader()) target = id;
+  }
+  ASSERT_NE(target, 0u);
+  CliRun transfer = RunCli({"--endpoints", Http(follower), "leader", "transfer", std::to_string(target)});
+  ASSERT_EQ(transfer.exit_code, 0) << transfer.err << cluster_->LogTails();
+  EXPECT_EQ(transfer.out.rfind("leader is " + std::to_string(target) + " (term ", 0), 0u) << transfer.out;
+  EXPECT_EQ(Leader(), target);
+
+  const uint64_t not_leader = target == 1 ? 2 : 1;
+  CliRun add = RunCli({"--endpoints", Http(not_leader), "member", "add", "9", "127.0.0.1:1"});
+  ASSERT_EQ(add.exit_code, 0) << add.err;
+  EXPECT_NE(add.out.find("9      learner  127.0.0.1:1"), std::string::npos) << add.out;
+  EXPECT_EQ(Cli({"put", "with-learner", "ok"}).exit_code, 0);
+  CliRun remove = RunCli({"--endpoints", Http(not_leader), "member", "remove", "9"});
+  ASSERT_EQ(remove.exit_code, 0) << remove.err;
+  EXPECT_EQ(remove.out.find("127.0.0.1:1 "), std::string::npos) << remove.out;
+
+  CliRun no_such = Cli({"leader", "transfer", "42"});
+  EXPECT_EQ(no_such.exit_code, 2) << no_such.err;
+}
+
+TEST_F(CliClusterTest, ABackupSavedAndRestoredWithTheCliHoldsEveryKey) {
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(Cli({"put", "backup/" + std::to_string(i), "value " + std::to_string(i)}).exit_code, 0);
+  }
+  const std::string file = dir_->Join("backup.snap");
+  CliRun save = Cli({"snapshot", "save", file});
+  ASSERT_EQ(save.exit_code, 0) << save.err;
+  EXPECT_EQ(save.out.rfind("saved " + file + ": ", 0), 0u) << save.out;
+  ASSERT_TRUE(fs::exists(file));
+
+  // A damaged copy is refused before anything is written.
+  const std::string damaged = dir_->Join("damaged.snap");
+  fs::copy_file(file, damaged);
+  {
+    std::fstream f(damaged, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(damaged) / 2));
+    f.put('\x5a');
+  }
+  CliRun refused = RunCli({"snapshot", "restore", damaged, "--data", dir_->Join("refused")});
+  EXPECT_EQ(refused.exit_code, 2) << refused.err;
+  EXPECT_FALSE(fs::exists(dir_->Join("refused") + "/wal"));
+
+  ClusterProcess restored(dir_->Join("restored"), 3, kClusterTiming);
+  std::string peers, https;
+  for (uint64_t id : restored.ids()) {
+    peers += (peers.empty() ? "" : ",") + std::to_string(id) + "=127.0.0.1:" + std::to_string(restored.peer_port(id));
+    https += (https.empty() ? "" : ",") + std::to_string(id) + "=127.0.0.1:" + std::to_string(restored.http_port(id));
+  }
+  for (uint64_t id : restored.ids()) {
+    fs::create_directories(fs::path(restored.data_dir(id)).parent_path());
+    CliRun restore = RunCli({"snapshot", "restore", file, "--data", restored.data_dir(id), "--id",
+                             std::to_string(id), "--initial-cluster", peers, "--cluster-http", https});
+    ASSERT_EQ(restore.exit_code, 0) << restore.err;
+    EXPECT_NE(restore.out.find("start it with: raft-kv --id " + std::to_string(id)), std::string::npos)
+        << restore.out;
+  }
+  ASSERT_OK(restored.StartAll());
+  ASSERT_TRUE(restored.WaitForLeader(seconds(15)).ok()) << restored.LogTails();
+  const std::string endpoints = "127.0.0.1:" + std::to_string(restored.http_port(1)) + ",127.0.0.1:" +
+                                std::to_string(restored.http_port(2));
+  CliRun keys = RunCli({"scan", "--prefix", "backup/", "--keys-only", "--json"}, "",
+                       {"RAFT_KV_ENDPOINTS=" + endpoints});
+  ASSERT_EQ(keys.exit_code, 0) << keys.err;
+  EXPECT_EQ(boost::json::parse(keys.out).at("count").to_number<uint64_t>(), 50u) << keys.out;
+  CliRun one = RunCli({"get", "backup/17"}, "", {"RAFT_KV_ENDPOINTS=" + endpoints});
+  EXPECT_EQ(one.out, "value 17\n") << one.err;
+  EXPECT_EQ(RunCli({"put", "after", "restore"}, "", {"RAFT_KV_ENDPOINTS=" + endpoints}).exit_code, 0);
 }
 
 }  // namespace
