@@ -19,7 +19,7 @@ help:
 	@echo "make test-asan  the same under AddressSanitizer + UBSan"
 	@echo "make test-tsan  the storage, env and node host tests under ThreadSanitizer (part of make test)"
 	@echo "make bench      the engine benchmark beside LMDB, RocksDB and LevelDB"
-	@echo "make bench-cluster  a 3-node raft-kv cluster beside a 3-member etcd with wrk (installs etcd; ~6 min)"
+	@echo "make bench-cluster  a 3-node raft-kv cluster beside a 3-member etcd, measured with raft-kv-bench (installs etcd; ~25 min)"
 	@echo "make sim-long   the cluster simulator for SIM_FOR (default 10m), swarm rates unless SWARM=0"
 	@echo "make sim-planted  re-plant known Raft bugs and show the seed that catches each"
 
@@ -66,15 +66,17 @@ test-tsan: deps
 bench: build
 	./build/bin/raft-kv-engine-bench
 
-# 3 raft-kv nodes beside 3 etcd members on 127.0.0.1, writes and reads at 1, 16
-# and 64 connections with wrk (bench/cluster/run.sh; installs Debian's etcd
-# when missing). BENCH_SECS per point: make bench-cluster BENCH_SECS=30
+# 3 raft-kv nodes beside 3 etcd members on 127.0.0.1, measured alike with
+# raft-kv-bench: writes, linearizable reads and a 50/50 mix at 1, 16, 64 and
+# 256 connections, each point 3 times, medians in a table
+# (bench/cluster/run.sh; installs Debian's etcd when missing).
+# BENCH_SECS per run: make bench-cluster BENCH_SECS=30
 BENCH_SECS ?= 10
 .PHONY: bench-cluster
 bench-cluster: deps
 	@cmake --preset release $(CMAKE_EXTRA) >/dev/null
-	@cmake --build --preset release --target raft-kv
-	RAFT_KV=./build/bin/raft-kv bench/cluster/run.sh $(BENCH_SECS)
+	@cmake --build --preset release --target raft-kv raft-kv-bench
+	RAFT_KV=./build/bin/raft-kv RAFT_KV_BENCH=./build/bin/raft-kv-bench bench/cluster/run.sh $(BENCH_SECS)
 
 # A simulator sweep for as long as asked, from a seed taken from the clock
 # (printed, so a failure replays): make sim-long SIM_FOR=2h SIM_JOBS=8

@@ -1,41 +1,50 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of a 3-node raft-kv cluster and a 3-member etcd
 # (Debian's etcd-server, 3.4, through its JSON gateway), both on 127.0.0.1,
-# with wrk: writes and linearizable reads of 128-byte values over KEYS random
-# keys, at 1, 16 and 64 connections, against each cluster's leader.
+# with raft-kv-bench, which speaks both APIs and measures both alike: writes,
+# linearizable reads and a 50/50 mix of 128-byte values over KEYS uniformly
+# chosen keys, at 1, 16, 64 and 256 connections, against each cluster's
+# leader, each point REPEAT times; the table shows the medians.
 #
 #   bench/cluster/run.sh [seconds per point]      (default 10)
 #
 # Environment:
-#   RAFT_KV   the raft-kv binary (default build/bin/raft-kv; a release build)
-#   KEYS      keys preloaded and used (default 100000)
-#   CONNS     connection counts (default "1 16 64")
-#   TMPDIR    where the data directories go (both systems fsync there)
+#   RAFT_KV       the raft-kv binary (default build/bin/raft-kv; a release build)
+#   RAFT_KV_BENCH the load generator (default build/bin/raft-kv-bench)
+#   KEYS          keys preloaded and used (default 100000)
+#   CONNS         connection counts (default "1 16 64 256")
+#   OPS           loads (default "write read mix"; also "stale")
+#   REPEAT        runs per point; the medians are shown (default 3)
+#   RKV_API       raft-kv (the v1 routes, default) or raft-kv-json (the original ones)
+#   OUT           a directory for results.tsv and every run's JSON (default: kept only on failure)
+#   TMPDIR        where the data directories go (both systems fsync there)
 #
 # Installs etcd (bench/cluster/install-etcd.sh) when missing, starts both
 # clusters with fresh data directories on free ports, preloads both, runs the
 # points interleaved (raft-kv, then etcd, at each point) so that drift on a
 # shared machine affects both alike, prints a markdown table and stops every
 # process it started. etcd keeps its defaults, fsync included; raft-kv runs
-# with its defaults.
+# with its defaults. Needs no network: everything is on 127.0.0.1.
 set -euo pipefail
 
 DURATION=${1:-10}
 RAFT_KV=${RAFT_KV:-build/bin/raft-kv}
 export KEYS=${KEYS:-100000}
-CONNS=${CONNS:-"1 16 64"}
+CONNS=${CONNS:-"1 16 64 256"}
+OPS=${OPS:-"write read mix"}
+REPEAT=${REPEAT:-3}
+RKV_API=${RKV_API:-raft-kv}
+RAFT_KV_BENCH=${RAFT_KV_BENCH:-build/bin/raft-kv-bench}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-HTTP_LUA="$ROOT/bench/http"
 
 [[ -x "$RAFT_KV" ]] || { echo "no raft-kv binary at $RAFT_KV (set RAFT_KV)" >&2; exit 1; }
-command -v wrk >/dev/null || { echo "wrk is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
+[[ -x "$RAFT_KV_BENCH" ]] || { echo "no raft-kv-bench binary at $RAFT_KV_BENCH (set RAFT_KV_BENCH)" >&2; exit 1; }
 command -v curl >/dev/null || { echo "curl is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
 "$HERE/install-etcd.sh"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rkv-cluster-bench.XXXXXX")
 PIDS=()
-WRK_PID=
 stop_pids() {
   local pid
   for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -54,7 +63,6 @@ stop_pids() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  if [[ -n "$WRK_PID" ]]; then stop_pids "$WRK_PID"; fi
   if ((${#PIDS[@]})); then stop_pids "${PIDS[@]}"; fi
   if ((rc != 0)); then
     for log in "$WORK"/*.log; do
@@ -193,8 +201,7 @@ rkv_leader_url() {
 }
 wait_until 30 "a raft-kv leader" rkv_leader_url
 RKV_URL=$(rkv_leader_url)
-VALUE128=$(printf 'x%.0s' $(seq 1 128))
-rkv_write_ok() { curl -sf -X POST -d "{\"value\":\"$VALUE128\"}" "$RKV_URL/key0" | grep -q '"success":true'; }
+rkv_write_ok() { curl -sf -X PUT -d x "$RKV_URL/v1/kv/probe" | grep -q '"revision"'; }
 wait_until 30 "a first raft-kv write on the leader" rkv_write_ok
 
 # ---------------------------------------------------------------- info
@@ -206,69 +213,27 @@ FS=$(df -T "$WORK" | awk 'NR == 2 {print $2}')
 MACHINE="$(nproc) CPUs ($CPU_MODEL), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, Linux $(uname -r), data on $FS"
 echo "raft-kv: $RKV_VERSION ($((${#RKV_NODES[@]})) node(s)), leader $RKV_URL"
 echo "etcd: $ETCD_VERSION (3 members), leader $ETCD_URL"
-echo "wrk: $(wrk -v 2>&1 | head -n 1 | awk '{print $2}')"
+echo "load: $("$RAFT_KV_BENCH" --version 2>&1 | head -n 1)"
 echo "machine: $MACHINE"
-echo "start: $(date -u +%Y-%m-%dT%H:%M:%SZ), load $(cut -d' ' -f1-3 /proc/loadavg), $DURATION s per point, $KEYS keys"
+echo "start: $(date -u +%Y-%m-%dT%H:%M:%SZ), load $(cut -d' ' -f1-3 /proc/loadavg), $DURATION s per point, $REPEAT runs each, $KEYS keys"
 
 # ------------------------------------------------------------- preload
 
 echo
 echo "preloading $KEYS keys with 128-byte values into each cluster..."
-# wrk's preload scripts stop their thread once done, but wrk itself runs for
-# its whole -d; so it runs in the background until the check passes, then
-# gets SIGINT. preload NAME CHECK URL LUA [VAR=VALUE...]
-WRK_PID=
-preload() {
-  local name=$1 check=$2 url=$3 lua=$4
-  shift 4
-  # Line-buffered, so that a failure the script prints is seen at once.
-  env "$@" stdbuf -oL wrk -t1 -c64 -d600s -s "$lua" "$url" > "$WORK/preload-$name.log" 2>&1 &
-  WRK_PID=$!
-  local i
-  for ((i = 0; i < 3000; i++)); do
-    if "$check"; then break; fi
-    kill -0 "$WRK_PID" 2>/dev/null || { echo "$name preload: wrk exited early" >&2; return 1; }
-    grep -q '^preload: HTTP' "$WORK/preload-$name.log" && break
-    sleep 0.2
-  done
-  kill -INT "$WRK_PID" 2>/dev/null || true
-  wait "$WRK_PID" 2>/dev/null || true
-  WRK_PID=
-  if grep -q '^preload: HTTP' "$WORK/preload-$name.log"; then
-    echo "$name preload failed:" >&2
-    grep '^preload: HTTP' "$WORK/preload-$name.log" | head -n 3 >&2
-    return 1
-  fi
-  "$check" || { echo "$name preload did not finish in 600 s" >&2; return 1; }
-}
-
+RKV_HOST=${RKV_URL#http://}
+ETCD_HOST=${ETCD_URL#http://}
+bench() { "$RAFT_KV_BENCH" --threads 1 --keys "$KEYS" --value-size 128 "$@"; }
 t0=$SECONDS
-rkv_last_key() { curl -sf -o /dev/null "$RKV_URL/key$((KEYS - 1))"; }
-preload raft-kv rkv_last_key "$RKV_URL" "$HTTP_LUA/preload.lua"
-# Keys are written in order: with the last one there, every key was sent;
-# one still in flight on another connection when wrk stopped may be lost, so
-# write any of the last 256 that are missing.
-for ((k = KEYS - 256; k < KEYS; k++)); do
-  ((k < 0)) && continue
-  code=$(curl -s -o /dev/null -w '%{http_code}' "$RKV_URL/key$k")
-  if [[ "$code" != 200 ]]; then
-    curl -sf -X POST -d "{\"value\":\"$VALUE128\"}" "$RKV_URL/key$k" > /dev/null
-  fi
-done
-for k in 0 $((KEYS / 2)) $((KEYS - 1)); do
-  curl -sf "$RKV_URL/key$k" | grep -q "\"value\":\"$VALUE128\"" ||
-    { echo "raft-kv preload incomplete: key$k missing" >&2; exit 1; }
-done
+bench --api "$RKV_API" -e "$RKV_HOST" --preload --duration 0 -c 64 > "$WORK/preload-raft-kv.log" 2>&1 ||
+  { cat "$WORK/preload-raft-kv.log" >&2; exit 1; }
 echo "raft-kv: $KEYS keys in $((SECONDS - t0)) s"
-
 t0=$SECONDS
+bench --api etcd -e "$ETCD_HOST" --preload --duration 0 -c 64 > "$WORK/preload-etcd.log" 2>&1 ||
+  { cat "$WORK/preload-etcd.log" >&2; exit 1; }
 range_all="{\"key\":\"$(printf key | base64)\",\"range_end\":\"$(printf kez | base64)\",\"count_only\":true}"
-etcd_count() { curl -sf -X POST -d "$range_all" "$ETCD_URL/v3/kv/range" | json_field count; }
-etcd_all_keys() { [[ "$(etcd_count)" == "$KEYS" ]]; }
-preload etcd etcd_all_keys "$ETCD_URL" "$HERE/etcd.lua" ETCD_OP=preload
-got=$(curl -sf -X POST -d "{\"key\":\"$(printf "key$((KEYS - 1))" | base64)\"}" "$ETCD_URL/v3/kv/range" | json_field value)
-[[ "$got" == "$(printf '%s' "$VALUE128" | base64 -w0)" ]] ||
-  { echo "etcd preload: key$((KEYS - 1)) holds '$got', not the 128-byte value" >&2; exit 1; }
+count=$(curl -sf -X POST -d "$range_all" "$ETCD_URL/v3/kv/range" | json_field count)
+[[ "$count" == "$KEYS" ]] || { echo "etcd preload: $count keys, not $KEYS" >&2; exit 1; }
 echo "etcd: $KEYS keys in $((SECONDS - t0)) s"
 
 # -------------------------------------------------------------- points
@@ -286,60 +251,56 @@ HZ=$(getconf CLK_TCK)
 ETCD_PIDS=("${PIDS[@]:0:3}")
 RKV_PIDS=("${PIDS[@]:3}")
 
-# wrk latency ("850.00us", "1.23ms", "1.02s", "1.50m") in ms.
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-    if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
-    printf "%.2f", n }'
-}
-
 RESULTS="$WORK/results.tsv"
 : > "$RESULTS"
-# point SYSTEM OP CONNS URL LUA [VAR=VALUE...]: one wrk run, one row.
+# point SYSTEM OP CONNS RUN: one raft-kv-bench run, one row:
+# system op conns run ok/s p50 p99 cpu/request(us) errors
 point() {
-  local system=$1 op=$2 conns=$3 url=$4 lua=$5
-  shift 5
-  local pids
-  if [[ "$system" == etcd ]]; then pids=("${ETCD_PIDS[@]}"); else pids=("${RKV_PIDS[@]}"); fi
-  local before after out
+  local system=$1 op=$2 conns=$3 run=$4
+  local args=(-c "$conns" --duration "$DURATION" --seed "$run")
+  case "$op" in
+    write) args+=(--read-ratio 0) ;;
+    read) args+=(--read-ratio 1) ;;
+    mix) args+=(--read-ratio 0.5) ;;
+    stale) args+=(--read-ratio 1 --consistency stale) ;;
+  esac
+  local pids host api
+  if [[ "$system" == etcd ]]; then
+    pids=("${ETCD_PIDS[@]}") host=$ETCD_HOST api=etcd
+  else
+    pids=("${RKV_PIDS[@]}") host=$RKV_HOST api=$RKV_API
+  fi
+  local json="$WORK/$system-$op-$conns-$run.json"
+  local before after
   before=$(cpu_ticks "${pids[@]}")
-  out=$(env "$@" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$lua" "$url")
+  bench --api "$api" -e "$host" "${args[@]}" --json "$json" > "$WORK/$system-$op-$conns-$run.out" 2>&1 ||
+    { cat "$WORK/$system-$op-$conns-$run.out" >&2; exit 1; }
   after=$(cpu_ticks "${pids[@]}")
-  echo "$out" > "$WORK/$system-$op-$conns.out"
-  local rps p50 p99 requests status errs cpu
-  rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<< "$out")
-  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<< "$out")")
-  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<< "$out")")
-  requests=$(awk '/requests in/ {print $1}' <<< "$out")
-  status=$(sed -n 's/^non-2xx or errors: \([0-9]*\) status, \([0-9]*\) read, \([0-9]*\) write, \([0-9]*\) timeout$/\1/p' <<< "$out")
-  errs=$(sed -n 's/^non-2xx or errors: [0-9]* status, \([0-9]*\) read, \([0-9]*\) write, \([0-9]*\) timeout$/\1 \2 \3/p' <<< "$out" |
-    awk '{print $1 + $2 + $3}')
-  local connect
-  connect=$(sed -n 's/^ *Socket errors: connect \([0-9]*\),.*/\1/p' <<< "$out")
-  errs=$((errs + ${connect:-0}))
+  local summary rps p50 p99 requests errs cpu
+  summary=$(grep -o '"summary":{[^}]*}' "$json")
+  rps=$(json_field ok_per_s <<< "$summary")
+  p50=$(json_field p50_ms <<< "$summary")
+  p99=$(json_field p99_ms <<< "$summary")
+  requests=$(json_field requests <<< "$summary")
+  errs=$(json_field errors <<< "$summary")
   cpu=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="${requests:-0}" \
     'BEGIN { if (n > 0) printf "%.0f", t / hz * 1e6 / n; else print "-" }')
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-    "$system" "$op" "$conns" "$rps" "$p50" "$p99" "$cpu" "${status:-?}" "$errs" >> "$RESULTS"
-  printf '%-8s %-20s c=%-3s %8s req/s  p50 %7s ms  p99 %7s ms  CPU/req %5s us  non-2xx %s  errors %s\n' \
-    "$system" "$op" "$conns" "$rps" "$p50" "$p99" "$cpu" "${status:-?}" "$errs"
+    "$system" "$op" "$conns" "$run" "$rps" "$p50" "$p99" "$cpu" "$errs" >> "$RESULTS"
+  printf '%-8s %-6s c=%-3s run %s %9s ok/s  p50 %8s ms  p99 %8s ms  CPU/req %5s us  errors %s\n' \
+    "$system" "$op" "$conns" "$run" "$rps" "$p50" "$p99" "$cpu" "$errs"
 }
 
-RKV_NAME=raft-kv
-((CLUSTER)) || RKV_NAME="raft-kv (1 node)"
 echo
-for conns in $CONNS; do
-  point "$RKV_NAME" write "$conns" "$RKV_URL" "$HTTP_LUA/post.lua"
-  point etcd write "$conns" "$ETCD_URL" "$HERE/etcd.lua" ETCD_OP=put
-done
-for conns in $CONNS; do
-  point "$RKV_NAME" "read (linearizable)" "$conns" "$RKV_URL" "$HTTP_LUA/get.lua"
-  point etcd "read (linearizable)" "$conns" "$ETCD_URL" "$HERE/etcd.lua" ETCD_OP=range
-done
-for conns in $CONNS; do
-  point "$RKV_NAME" "read (stale)" "$conns" "$RKV_URL" "$HERE/raft-kv-get.lua" CONSISTENCY=stale
-  point etcd "read (serializable)" "$conns" "$ETCD_URL" "$HERE/etcd.lua" ETCD_OP=serializable
+# Interleaved: raft-kv then etcd at each point, so drift on a shared
+# machine affects both alike.
+for op in $OPS; do
+  for conns in $CONNS; do
+    for ((run = 1; run <= REPEAT; run++)); do
+      point raft-kv "$op" "$conns" "$run"
+      point etcd "$op" "$conns" "$run"
+    done
+  done
 done
 END=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 # A leader change during the run would mean some points ran against a follower.
@@ -349,42 +310,47 @@ ETCD_URL_END=$(etcd_leader_url || echo none)
   echo "WARNING: the raft-kv leader moved during the run ($RKV_URL -> $RKV_URL_END)" >&2
 [[ "$ETCD_URL_END" == "$ETCD_URL" ]] ||
   echo "WARNING: the etcd leader moved during the run ($ETCD_URL -> $ETCD_URL_END)" >&2
+if [[ -n "${OUT:-}" ]]; then
+  mkdir -p "$OUT"
+  cp "$RESULTS" "$WORK"/*.json "$OUT"/
+fi
 
 # ---------------------------------------------------------------- table
 
 echo
-echo "Machine: $MACHINE. raft-kv $RKV_VERSION, etcd $ETCD_VERSION, wrk -t1 -d${DURATION}s; $KEYS keys, 128-byte values; end $END, load $(cut -d' ' -f1-3 /proc/loadavg)."
+echo "Machine: $MACHINE. raft-kv $RKV_VERSION (api $RKV_API), etcd $ETCD_VERSION; raft-kv-bench, 1 thread, ${DURATION} s per run, median of $REPEAT runs; $KEYS keys (uniform), 128-byte values; end $END."
 echo
-echo "| system | op | connections | req/s | p50 (ms) | p99 (ms) | cluster CPU/request (µs) | non-2xx / errors |"
-echo "|---|---|--:|--:|--:|--:|--:|---|"
-invalid=0
-while IFS=$'\t' read -r system op conns rps p50 p99 cpu status errs; do
-  flag="$status / $errs"
-  if [[ "$status" != 0 || "$errs" != 0 ]]; then
-    flag="**$status / $errs: INVALID**"
-    invalid=$((invalid + 1))
-  fi
-  echo "| $system | $op | $conns | $rps | $p50 | $p99 | $cpu | $flag |"
-done < "$RESULTS"
-if ((invalid)); then
-  echo
-  echo "$invalid point(s) had non-2xx replies or socket errors and are not valid measurements." >&2
-fi
-
-# The same points side by side: the rows come in pairs, raft-kv then etcd.
-echo
-echo "| op | connections | raft-kv req/s | etcd req/s | raft-kv ÷ etcd | p50 raft-kv / etcd (ms) | p99 raft-kv / etcd (ms) | CPU/request raft-kv / etcd (µs) |"
+echo "| load | connections | raft-kv ops/s | etcd ops/s | raft-kv ÷ etcd | p50 raft-kv / etcd (ms) | p99 raft-kv / etcd (ms) | CPU/op raft-kv / etcd (µs) |"
 echo "|---|--:|--:|--:|--:|--:|--:|--:|"
-awk -F'\t' '
-  NR % 2 == 1 { split($0, r, "\t"); next }
+# Medians per (system, op, conns) of each column, then one row per point.
+awk -F'\t' -v ops="$OPS" -v conns_list="$CONNS" '
+  function median(key, col,   n, i, j, t, a) {
+    n = count[key]
+    for (i = 1; i <= n; i++) a[i] = val[key, i, col] + 0
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
   {
-    op = (r[2] == $2) ? $2 : "read, " substr(r[2], 7, length(r[2]) - 7) " / " substr($2, 7, length($2) - 7)
-    ok = (r[8] == 0 && r[9] == 0 && $8 == 0 && $9 == 0) ? "" : " (INVALID: non-2xx or errors)"
-    printf "| %s%s | %s | %s | %s | %.1f× | %s / %s | %s / %s | %s / %s |\n",
-      op, ok, $3, r[4], $4, ($4 > 0 ? r[4] / $4 : 0), r[5], $5, r[6], $6, r[7], $7
+    key = $1 SUBSEP $2 SUBSEP $3
+    n = ++count[key]
+    for (c = 5; c <= 8; c++) val[key, n, c] = $c
+    errors[key] += $9
+  }
+  END {
+    split(ops, O, " "); split(conns_list, C, " ")
+    name["write"] = "writes"; name["read"] = "linearizable reads"; name["mix"] = "50/50 mix"; name["stale"] = "stale / serializable reads"
+    for (o = 1; o in O; o++) for (c = 1; c in C; c++) {
+      r = "raft-kv" SUBSEP O[o] SUBSEP C[c]; e = "etcd" SUBSEP O[o] SUBSEP C[c]
+      if (!(r in count) || !(e in count)) continue
+      rr = median(r, 5); er = median(e, 5)
+      bad = (errors[r] + errors[e] > 0) ? " (errors: " errors[r] " / " errors[e] ")" : ""
+      printf "| %s%s | %s | %.0f | %.0f | %.1f× | %.2f / %.2f | %.2f / %.2f | %.0f / %.0f |\n",
+        name[O[o]], bad, C[c], rr, er, (er > 0 ? rr / er : 0), median(r, 6), median(e, 6),
+        median(r, 7), median(e, 7), median(r, 8), median(e, 8)
+    }
   }' "$RESULTS"
 echo
-echo "Writes: raft-kv POST /{key}, etcd POST /v3/kv/put. Reads: raft-kv GET /{key} (linearizable,"
-echo "the default) and GET /{key}?consistency=stale (the node's applied state); etcd POST /v3/kv/range"
-echo "(linearizable, the default) and with \"serializable\":true (the member's local state)."
-echo "All against each cluster's leader."
+echo "Writes: raft-kv PUT /v1/kv/{key} (raw body), etcd POST /v3/kv/put. Reads: raft-kv GET /v1/kv/{key}"
+echo "(linearizable, the default), etcd POST /v3/kv/range (linearizable, the default). Each request waits"
+echo "for its reply (closed loop); a 404 for a key not written counts as a read. All against each leader."
+echo "CPU/op: user + system time of the three server processes per request."
