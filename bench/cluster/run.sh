@@ -206,7 +206,7 @@ wait_until 30 "a first raft-kv write on the leader" rkv_write_ok
 
 # ---------------------------------------------------------------- info
 
-RKV_VERSION=$("$RAFT_KV" --version 2>&1 | head -n 1)
+RKV_VERSION=$("$RAFT_KV" --version 2>&1 | head -n 1 | sed "s/^raft-kv //")
 ETCD_VERSION=$(etcd --version 2>&1 | sed -n 's/^etcd Version: //p')
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 FS=$(df -T "$WORK" | awk 'NR == 2 {print $2}')
