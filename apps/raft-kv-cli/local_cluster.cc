@@ -8,6 +8,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -287,8 +288,12 @@ class LocalCluster {
                                      "--peer-listen", node.peer,
                                      "--initial-cluster", initial_cluster,
                                      "--cluster-http", cluster_http,
-                                     "--ready-file", node.ready_file,
-                                     "--log-level", "warn"};
+                                     "--ready-file", node.ready_file};
+    // Quiet logs unless the user asked for a level after --.
+    const bool level_given =
+        std::any_of(options_.server_args.begin(), options_.server_args.end(),
+                    [](const std::string& a) { return a == "--log-level" || a.starts_with("--log-level="); });
+    if (!level_given) args.insert(args.end(), {"--log-level", "warn"});
     args.insert(args.end(), options_.server_args.begin(), options_.server_args.end());
     return args;
   }

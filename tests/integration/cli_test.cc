@@ -901,14 +901,21 @@ TEST_F(LocalClusterTest, ServesUntilSigintThenStopsItsNodes) {
 TEST_F(LocalClusterTest, ThreeNodesElectALeaderAndReplicate) {
   if (!ServerTakesClusterFlags()) GTEST_SKIP() << "this raft-kv does not take the cluster flags yet";
   CliProcess cluster;
+  // A log level after -- replaces local-cluster's own quiet default.
   ASSERT_OK(cluster.Start({"local-cluster", "--nodes", "3", "--base-port",
-                           std::to_string(FreeBasePort(3)), "--data-dir", data()}));
+                           std::to_string(FreeBasePort(3)), "--data-dir", data(), "--", "--log-level",
+                           "info"}));
   ASSERT_TRUE(cluster.WaitForOutput("\nready: ", seconds(60))) << cluster.out() << cluster.err();
   std::vector<PrintedNode> nodes;
   for (int id = 1; id <= 3; ++id) {
     auto node = FindNode(cluster.out(), id);
     ASSERT_TRUE(node.has_value()) << cluster.out();
     nodes.push_back(*node);
+  }
+  {
+    std::ifstream log(data() + "/node1/log");
+    const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find(" info event=node_start"), std::string::npos) << text.substr(0, 2000);
   }
   // local-cluster waited for /v1/cluster to name a leader, and printed it.
   EXPECT_TRUE(std::regex_search(cluster.out(), std::regex("leader: node [123]\\n"))) << cluster.out();
