@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <random>
 #include <thread>
@@ -69,13 +70,24 @@ class Session {
 
   Result<HttpReply> Send(std::string_view method, std::string target, std::string_view body = {},
                          const client::Headers& headers = {}) {
+    return SendWith(std::move(target), [&](client::HttpClient& http, const std::string& t) {
+      return http.Request(method, t, body, headers);
+    });
+  }
+
+  // Send, with `exchange` making each attempt on the endpoint's client. An
+  // attempt that returns Aborted ends the request at once (the caller gave
+  // up: a local file it could not write).
+  using Exchanger = std::function<Result<HttpReply>(client::HttpClient&, const std::string& target)>;
+  Result<HttpReply> SendWith(std::string target, const Exchanger& exchange) {
     if (endpoints_.empty()) return Status::InvalidArgument("no endpoint given");
     const int attempts = std::max(1, options_.max_attempts);
     auto backoff = std::chrono::milliseconds(kFirstBackoff);
     size_t tried_since_sleep = 0;
     int redirects = 0;
     for (int attempt = 1;;) {
-      Result<HttpReply> reply = Client().Request(method, target, body, headers);
+      Result<HttpReply> reply = exchange(Client(), target);
+      if (!reply.ok() && reply.status().code() == StatusCode::kAborted) return reply;
       if (reply.ok() && (reply->status == 307 || reply->status == 308) && redirects < kMaxRedirects) {
         std::string address;
         std::string path;
@@ -533,24 +545,61 @@ int RunLeaderTransfer(const RequestOptions& options, std::optional<uint64_t> id)
 
 int RunSnapshotSave(const RequestOptions& options, const std::string& file) {
   if (file.empty()) return Fail("give the file to write the backup to");
+  // Streamed into FILE.tmp as it arrives (memory stays bounded whatever the
+  // backup's size), then synced and renamed over FILE.
+  Env* env = Env::Posix();
+  const std::string tmp = file + ".tmp";
+  std::unique_ptr<WritableFile> out;
+  Status local;  // why the file could not be written
+  const auto write = [&](std::string_view piece) {
+    local = out->Append(piece);
+    return local.ok() ? Status::OK() : Status::Aborted(local.message());
+  };
   Session session(options);
-  int code = kExitOk;
-  std::optional<HttpReply> reply = Exchange(session, "GET", "/v1/snapshot", {}, {}, &code);
-  if (!reply) return code;
-  if (reply->status != 200) return FailReply(*reply);
+  Result<HttpReply> reply =
+      session.SendWith("/v1/snapshot", [&](client::HttpClient& http, const std::string& target) -> Result<HttpReply> {
+        // Each attempt starts the file over.
+        Result<std::unique_ptr<WritableFile>> opened = env->NewWritableFile(tmp);
+        if (!opened.ok()) {
+          local = opened.status();
+          return Status::Aborted(local.message());
+        }
+        out = std::move(*opened);
+        return http.RequestToSink("GET", target, write);
+      });
+  const auto cleanup = [&] {
+    if (out) (void)out->Close();
+    if (env->FileExists(tmp)) (void)env->DeleteFile(tmp);
+  };
+  if (!local.ok()) {
+    cleanup();
+    return Fail("cannot write " + tmp + ": " + local.ToString(), kExitUnavailable);
+  }
+  if (!reply.ok()) {
+    cleanup();
+    return Fail(reply.status().message() + "; check --endpoints (or RAFT_KV_ENDPOINTS) and that the nodes run",
+                kExitUnavailable);
+  }
+  if (reply->status != 200) {
+    cleanup();
+    return FailReply(*reply);
+  }
+  const uint64_t bytes = out->Size();
+  Status s = out->Sync();
+  if (s.ok()) s = out->Close();
+  if (s.ok()) s = env->RenameFile(tmp, file);
+  if (s.ok()) s = env->SyncDir(ParentDir(file));
+  if (!s.ok()) {
+    cleanup();
+    return Fail("cannot write " + file + ": " + s.ToString(), kExitUnavailable);
+  }
   const uint64_t index = HeaderNumber(*reply, "X-Raft-Applied-Index");
   const uint64_t term = HeaderNumber(*reply, "X-Raft-Applied-Term");
-  Status s = WriteFileAtomically(Env::Posix(), file, reply->body, /*sync=*/true);
-  if (!s.ok()) return Fail("cannot write " + file + ": " + s.ToString(), kExitUnavailable);
   if (options.json) {
-    PrintJson(json::object{{"file", file},
-                           {"bytes", reply->body.size()},
-                           {"index", index},
-                           {"term", term},
-                           {"from", session.Current()}});
+    PrintJson(json::object{{"file", file}, {"bytes", bytes}, {"index", index}, {"term", term}, {"from", session.Current()}});
   } else {
-    std::printf("saved %s: %zu bytes, applied index %llu (term %llu), from %s\n", file.c_str(),
-                reply->body.size(), static_cast<unsigned long long>(index),
+    std::printf("saved %s: %llu bytes, applied index %llu (term %llu), from %s\n", file.c_str(),
+                static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(index),
                 static_cast<unsigned long long>(term), session.Current().c_str());
   }
   return kExitOk;

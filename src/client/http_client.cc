@@ -9,7 +9,9 @@
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
 
+#include <algorithm>
 #include <utility>
+#include <vector>
 
 namespace rkv::client {
 
@@ -109,6 +111,63 @@ class HttpClient::Impl {
     }
   }
 
+  Result<HttpReply> RequestToSink(std::string_view method, std::string_view target,
+                                  const HttpClient::BodySink& sink, const Headers& headers) {
+    bhttp::request<bhttp::string_body> req;
+    req.method_string(beast::string_view(method.data(), method.size()));
+    req.target(beast::string_view(target.data(), target.size()));
+    req.version(11);
+    req.set(bhttp::field::host, host_ + ":" + std::to_string(port_));
+    for (const auto& [name, value] : headers) req.set(name, value);
+    req.prepare_payload();
+    if (!connected_) RKV_RETURN_IF_ERROR(Connect());
+
+    beast::error_code ec;
+    stream_.expires_after(timeout_);
+    bhttp::async_write(stream_, req, [&](beast::error_code e, size_t) { ec = e; });
+    Run();
+    if (ec) return Failed(ec, "send");
+    bhttp::response_parser<bhttp::buffer_body> parser;
+    parser.body_limit(boost::none);
+    parser.header_limit(1u << 20);
+    stream_.expires_after(timeout_);
+    bhttp::async_read_header(stream_, buffer_, parser, [&](beast::error_code e, size_t) { ec = e; });
+    Run();
+    if (ec) return Failed(ec, "receive");
+    HttpReply reply;
+    reply.status = static_cast<int>(parser.get().result_int());
+    for (const auto& field : parser.get()) {
+      reply.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    }
+    const bool success = reply.status >= 200 && reply.status < 300;
+    // An error reply's body is a short JSON message; keep at most this much.
+    constexpr size_t kMaxErrorBody = 64 * 1024;
+    std::vector<char> piece(256 * 1024);
+    while (!parser.is_done()) {
+      parser.get().body().data = piece.data();
+      parser.get().body().size = piece.size();
+      stream_.expires_after(timeout_);
+      bhttp::async_read(stream_, buffer_, parser, [&](beast::error_code e, size_t) { ec = e; });
+      Run();
+      if (ec == bhttp::error::need_buffer) ec = {};
+      if (ec) return Failed(ec, "receive");
+      const size_t n = piece.size() - parser.get().body().size;
+      if (n == 0) continue;
+      if (success) {
+        Status s = sink(std::string_view(piece.data(), n));
+        if (!s.ok()) {
+          Close();
+          return s;
+        }
+      } else if (reply.body.size() < kMaxErrorBody) {
+        reply.body.append(piece.data(), std::min(n, kMaxErrorBody - reply.body.size()));
+      }
+    }
+    ++requests_on_connection_;
+    if (!parser.get().keep_alive()) Close();
+    return reply;
+  }
+
   void Close() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
@@ -144,6 +203,13 @@ class HttpClient::Impl {
     connected_ = true;
     requests_on_connection_ = 0;
     return Status::OK();
+  }
+
+  // Closes the connection after a failed exchange and says what failed.
+  Status Failed(const beast::error_code& ec, std::string_view what) {
+    Close();
+    if (ec == beast::error::timeout) return Status::Timeout(std::string(what) + " timed out");
+    return Status::IOError(std::string(what) + ": " + ec.message());
   }
 
   Status RoundTrip(bhttp::request<bhttp::string_body>& req, HttpReply* reply,
@@ -195,6 +261,11 @@ HttpClient::~HttpClient() = default;
 Result<HttpReply> HttpClient::Request(std::string_view method, std::string_view target,
                                       std::string_view body, const Headers& headers) {
   return impl_->Request(method, target, body, headers);
+}
+
+Result<HttpReply> HttpClient::RequestToSink(std::string_view method, std::string_view target,
+                                            const BodySink& sink, const Headers& headers) {
+  return impl_->RequestToSink(method, target, sink, headers);
 }
 
 void HttpClient::Close() { impl_->Close(); }

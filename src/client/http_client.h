@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -46,6 +47,16 @@ class HttpClient {
   // transport failures (IOError, Timeout); any HTTP status is a reply.
   Result<HttpReply> Request(std::string_view method, std::string_view target,
                             std::string_view body = {}, const Headers& headers = {});
+
+  // Receives the body of a reply piece by piece, as it arrives.
+  using BodySink = std::function<Status(std::string_view piece)>;
+  // Sends a request without a body and streams a 2xx reply's body to
+  // `sink` instead of holding it (a backup can be larger than memory
+  // should hold); any other reply's body is kept in HttpReply::body, as
+  // Request keeps it. A sink error ends the transfer (the connection is
+  // closed) and is returned as it is. Each read waits at most the timeout.
+  Result<HttpReply> RequestToSink(std::string_view method, std::string_view target, const BodySink& sink,
+                                  const Headers& headers = {});
 
   // The original API. Keys are percent-encoded into the path. Errors map
   // back from the reply: 404 -> NotFound, 400/413 -> InvalidArgument,

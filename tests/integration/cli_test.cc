@@ -245,6 +245,9 @@ const std::string kUnavailable =
 const std::string kUnavailableNoRetryAfter =
     Reply(503, "Service Unavailable", R"({"error":{"code":"unavailable","message":"no leader"}})");
 const std::string kLoseReply;
+// An action starting with this sends the rest, then closes the connection
+// (a reply cut off in the middle).
+constexpr std::string_view kCloseAfter = "<close-after>";
 
 class ScriptedServer {
  public:
@@ -326,9 +329,12 @@ class ScriptedServer {
         requests_.push_back(std::move(request));
       }
       if (action.empty()) return;  // close without answering
+      const bool close_after = action.starts_with(kCloseAfter);
+      if (close_after) action.erase(0, kCloseAfter.size());
       if (::send(fd, action.data(), action.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(action.size())) {
         return;
       }
+      if (close_after) return;
     }
   }
 
@@ -752,6 +758,53 @@ TEST(CliWireTest, ClusterAndStatusRenderTheServersJsonOrPrintItRaw) {
   EXPECT_EQ(requests[0].target, "/v1/cluster");
   EXPECT_EQ(requests[2].target, "/v1/status");
   EXPECT_EQ(requests[0].headers.count("idempotency-key"), 0u);  // reads carry none
+}
+
+TEST(CliWireTest, ASnapshotIsStreamedToItsFileAndACutOffOneStartsOver) {
+  TempDir dir;
+  const std::string file = dir.Join("backup.snap");
+  // More than one of the client's 256 KiB pieces, and not a multiple of it.
+  std::string backup;
+  for (int i = 0; backup.size() < 700'000; ++i) backup += "record " + std::to_string(i) + "\n";
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                           "X-Raft-Applied-Index: 7\r\nX-Raft-Applied-Term: 2\r\nContent-Length: ";
+  const std::string cut_off =
+      std::string(kCloseAfter) + head + std::to_string(backup.size()) + "\r\n\r\n" + backup.substr(0, 300'000);
+  const std::string whole = head + std::to_string(backup.size()) + "\r\n\r\n" + backup;
+  {
+    ScriptedServer server({cut_off, whole});
+    CliRun save = RunCli({"--endpoint", server.endpoint(), "snapshot", "save", file});
+    ASSERT_EQ(save.exit_code, 0) << save.err;
+    EXPECT_EQ(save.out, "saved " + file + ": " + std::to_string(backup.size()) +
+                            " bytes, applied index 7 (term 2), from " + server.endpoint() + "\n");
+    EXPECT_EQ(server.requests().size(), 2u);
+    EXPECT_EQ(server.requests()[1].target, "/v1/snapshot");
+  }
+  std::ifstream in(file, std::ios::binary);
+  const std::string saved((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(saved.size(), backup.size());
+  EXPECT_TRUE(saved == backup);
+  EXPECT_FALSE(fs::exists(file + ".tmp"));
+
+  // A cluster without a leader: exit 4, the old backup kept, nothing left behind.
+  {
+    ScriptedServer server({kUnavailableNoRetryAfter});
+    CliRun save = RunCli({"--endpoint", server.endpoint(), "--attempts", "2", "snapshot", "save", file});
+    EXPECT_EQ(save.exit_code, 4) << save.err;
+    EXPECT_NE(save.err.find("no leader"), std::string::npos) << save.err;
+  }
+  EXPECT_EQ(fs::file_size(file), backup.size());
+  EXPECT_FALSE(fs::exists(file + ".tmp"));
+
+  // A file that cannot be written: exit 4, said once, not retried.
+  {
+    ScriptedServer server({whole});
+    CliRun save = RunCli({"--endpoint", server.endpoint(), "snapshot", "save", dir.Join("no/such/dir/x.snap")});
+    EXPECT_EQ(save.exit_code, 4) << save.err;
+    EXPECT_NE(save.err.find("cannot write"), std::string::npos) << save.err;
+    EXPECT_EQ(Lines(save.err), 1u) << save.err;
+    EXPECT_EQ(server.requests().size(), 0u);
+  }
 }
 
 TEST(CliWireTest, AServerWithoutTheClusterViewsIsNamed) {
