@@ -232,6 +232,16 @@ void Node::Tick(uint64_t now_ms) {
 
 void Node::Receive(const raft::Message& message) {
   if (!failure_.ok()) return;
+  if (const auto* r = std::get_if<raft::InstallSnapshotResponse>(&message.body); r != nullptr && r->done) {
+    if (auto it = snapshot_sends_.find(message.from); it != snapshot_sends_.end()) {
+      metrics_.snapshot_sends_completed.Inc();
+      if (it->second != 0) {
+        metrics_.snapshot_send_seconds.Observe(static_cast<double>(options_.metrics_clock_ns() - it->second) * 1e-9);
+      }
+      RKV_LOG_INFO("event=snapshot_sent to={} index={}", message.from.value(), r->snapshot_index.value());
+      snapshot_sends_.erase(it);
+    }
+  }
   Status s = raft_->Step(message);
   if (!s.ok()) {
     RKV_LOG_WARN("event=message_refused from={} type={} error=\"{}\"", message.from.value(),
@@ -612,7 +622,18 @@ void Node::TakeBackup(BackupDone done) {
 }
 
 void Node::Send(std::vector<raft::Message>& messages) {
-  for (raft::Message& m : messages) transport_->Send(std::move(m));
+  for (raft::Message& m : messages) {
+    if (const auto* r = std::get_if<raft::InstallSnapshotRequest>(&m.body); r != nullptr && r->offset == 0) {
+      // A transfer starts (or starts over) at its first chunk; counted once
+      // until the follower reports it installed.
+      const uint64_t now = options_.metrics_clock_ns ? options_.metrics_clock_ns() : 0;
+      if (snapshot_sends_.emplace(m.to, now).second) {
+        metrics_.snapshot_sends_started.Inc();
+        RKV_LOG_INFO("event=snapshot_send_start to={} index={}", m.to.value(), r->metadata.last_index.value());
+      }
+    }
+    transport_->Send(std::move(m));
+  }
 }
 
 void Node::HandleReady(raft::Ready ready) {
@@ -625,6 +646,8 @@ void Node::HandleReady(raft::Ready ready) {
       last_leader_ = ready.soft_state->leader_id;
       leader_changed = true;
       metrics_.leader_changes.Inc();
+      // Transfers a former leader began are not finished by this one.
+      snapshot_sends_.clear();
     }
   }
   // 1. A leader's appends leave while its own write is in progress.
@@ -1076,6 +1099,10 @@ void NodeMetrics::Collect(metrics::Registry::Collector& out) const {
   counter("raft_kv_snapshots_built_total", "Snapshots built to send to followers.", snapshots_built);
   counter("raft_kv_snapshots_installed_total", "Snapshots received from a leader and installed.",
           snapshots_installed);
+  counter("raft_kv_snapshot_sends_started_total", "Snapshot transfers to a follower begun (first chunk sent).",
+          snapshot_sends_started);
+  counter("raft_kv_snapshot_sends_completed_total", "Snapshot transfers a follower reported installed.",
+          snapshot_sends_completed);
   counter("raft_kv_backups_total", "Backups taken (GET /v1/snapshot).", backups_taken);
   counter("raft_kv_leader_transfers_total", "Leadership transfers this node started.", leader_transfers);
   out.Histogram("raft_kv_apply_duration_seconds", "Time to apply the committed entries of one Raft Ready.",
@@ -1084,6 +1111,8 @@ void NodeMetrics::Collect(metrics::Registry::Collector& out) const {
                 snapshot_build_seconds);
   out.Histogram("raft_kv_snapshot_install_duration_seconds", "Time to install a snapshot from the leader.",
                 snapshot_install_seconds);
+  out.Histogram("raft_kv_snapshot_send_duration_seconds",
+                "Time from a snapshot's first chunk to the follower reporting it installed.", snapshot_send_seconds);
 }
 
 void Node::CollectStorageMetrics(metrics::Registry::Collector& out) const {

@@ -124,7 +124,7 @@ struct NodeOptions {
   uint64_t random_seed = 0;
 
   // Monotonic nanoseconds, for the durations the metrics record (apply,
-  // snapshot build and install). Never used to decide anything; nullptr:
+  // snapshot build, send and install). Never used to decide anything; nullptr:
   // durations are not recorded (the simulator).
   std::function<uint64_t()> metrics_clock_ns;
 };
@@ -140,11 +140,14 @@ struct NodeMetrics {
   metrics::Counter reads_failed;
   metrics::Counter snapshots_built;
   metrics::Counter snapshots_installed;
+  metrics::Counter snapshot_sends_started;    // to a follower, from the first chunk
+  metrics::Counter snapshot_sends_completed;  // ... until the follower said it installed it
   metrics::Counter backups_taken;
   metrics::Counter leader_transfers;
   metrics::Histogram apply_seconds{metrics::LatencyBuckets()};  // one Ready's committed entries
   metrics::Histogram snapshot_build_seconds{metrics::LatencyBuckets()};
   metrics::Histogram snapshot_install_seconds{metrics::LatencyBuckets()};
+  metrics::Histogram snapshot_send_seconds{metrics::LatencyBuckets()};  // first chunk to installed
 
   // Every metric above, as raft_kv_* families.
   void Collect(metrics::Registry::Collector& out) const;
@@ -396,6 +399,9 @@ class Node {
   bool removed_ = false;
   std::vector<PendingTransfer> transfers_;
   mutable NodeMetrics metrics_;
+  // Snapshot transfers to followers in progress: when the first chunk went
+  // out (metrics_clock_ns; 0 without a clock).
+  std::map<NodeId, uint64_t> snapshot_sends_;
 
   uint64_t next_read_id_ = 1;
   std::unordered_map<uint64_t, PendingRead> reads_by_id_;  // waiting for a read index

@@ -64,6 +64,7 @@ class NodeClusterTest : public ::testing::Test {
 
   NodeOptions Options(int id) {
     NodeOptions o;
+    o.metrics_clock_ns = [this] { return ++fake_clock_ns_; };
     o.id = NodeId{static_cast<uint64_t>(id)};
     for (int i = 1; i <= kNodes; ++i) o.initial_members.voters.push_back(NodeId{static_cast<uint64_t>(i)});
     o.data_dir = "/node" + std::to_string(id);
@@ -207,6 +208,7 @@ class NodeClusterTest : public ::testing::Test {
   }
 
   uint64_t compact_every_entries_ = 10'000;
+  uint64_t fake_clock_ns_ = 0;  // the metrics clock: one tick per reading
   bool seed_addresses_ = true;
   MemEnv env_;
   std::map<int, QueueTransport> transports_;
@@ -409,6 +411,10 @@ TEST_F(NodeClusterTest, LaggingFollowerCatchesUpBySnapshot) {
   }, 400));
   // It got a snapshot: its own log starts past where it stopped.
   EXPECT_GT(node(follower).wal().FirstIndex(), before + 1);
+  EXPECT_EQ(node(follower).metrics().snapshots_installed.value(), 1u);
+  EXPECT_EQ(node(leader).metrics().snapshot_sends_started.value(), 1u);
+  EXPECT_EQ(node(leader).metrics().snapshot_sends_completed.value(), 1u);
+  EXPECT_EQ(node(leader).metrics().snapshot_send_seconds.count(), 1u);
   for (int i = 200; i < 300; ++i) {
     auto v = node(follower).StaleGet("k" + std::to_string(i % 100), 0);
     ASSERT_TRUE(v.ok()) << i;
