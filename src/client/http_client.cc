@@ -82,12 +82,7 @@ class HttpClient::Impl {
 
   Result<HttpReply> Request(std::string_view method, std::string_view target,
                             std::string_view body, const Headers& headers) {
-    bhttp::request<bhttp::string_body> req;
-    req.method_string(beast::string_view(method.data(), method.size()));
-    req.target(beast::string_view(target.data(), target.size()));
-    req.version(11);
-    req.set(bhttp::field::host, host_ + ":" + std::to_string(port_));
-    for (const auto& [name, value] : headers) req.set(name, value);
+    bhttp::request<bhttp::string_body> req = NewRequest(method, target, headers);
     if (!body.empty() || method == "POST" || method == "PUT") {
       req.body().assign(body.data(), body.size());
     }
@@ -113,12 +108,7 @@ class HttpClient::Impl {
 
   Result<HttpReply> RequestToSink(std::string_view method, std::string_view target,
                                   const HttpClient::BodySink& sink, const Headers& headers) {
-    bhttp::request<bhttp::string_body> req;
-    req.method_string(beast::string_view(method.data(), method.size()));
-    req.target(beast::string_view(target.data(), target.size()));
-    req.version(11);
-    req.set(bhttp::field::host, host_ + ":" + std::to_string(port_));
-    for (const auto& [name, value] : headers) req.set(name, value);
+    bhttp::request<bhttp::string_body> req = NewRequest(method, target, headers);
     req.prepare_payload();
     if (!connected_) RKV_RETURN_IF_ERROR(Connect());
 
@@ -203,6 +193,18 @@ class HttpClient::Impl {
     connected_ = true;
     requests_on_connection_ = 0;
     return Status::OK();
+  }
+
+  // An HTTP/1.1 request to this host, without a body yet.
+  bhttp::request<bhttp::string_body> NewRequest(std::string_view method, std::string_view target,
+                                                const Headers& headers) const {
+    bhttp::request<bhttp::string_body> req;
+    req.method_string(beast::string_view(method.data(), method.size()));
+    req.target(beast::string_view(target.data(), target.size()));
+    req.version(11);
+    req.set(bhttp::field::host, host_ + ":" + std::to_string(port_));
+    for (const auto& [name, value] : headers) req.set(name, value);
+    return req;
   }
 
   // Closes the connection after a failed exchange and says what failed.
