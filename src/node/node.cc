@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "common/assert.h"
@@ -96,7 +98,32 @@ Node::Node(NodeOptions options, transport::Transport* transport)
       transport_(transport),
       random_(options_.random_seed) {}
 
-Node::~Node() = default;
+// A backup's build: the thread serializing a pinned view of the engine,
+// and its result once done.
+struct Node::BackupJob {
+  BackupDone done;
+  std::thread thread;
+  std::mutex mu;
+  std::optional<Result<Backup>> result;  // set by the thread, under mu
+};
+
+Node::~Node() { FinishBackup(/*wait=*/true); }
+
+void Node::FinishBackup(bool wait) {
+  if (backup_job_ == nullptr) return;
+  if (!wait) {
+    std::lock_guard lock(backup_job_->mu);
+    if (!backup_job_->result.has_value()) return;
+  }
+  backup_job_->thread.join();
+  std::unique_ptr<BackupJob> job = std::move(backup_job_);
+  Result<Backup> result = std::move(*job->result);
+  if (result.ok()) {
+    metrics_.backups_taken.Inc();
+    RKV_LOG_INFO("event=backup_taken applied_index={} bytes={}", result->applied_index, result->data.size());
+  }
+  job->done(std::move(result));
+}
 
 Result<std::unique_ptr<Node>> Node::Open(NodeOptions options, transport::Transport* transport) {
   if (options.id == kNoNode) return Status::InvalidArgument("node id must not be 0");
@@ -225,6 +252,7 @@ Status Node::CreateRaft() {
 void Node::Tick(uint64_t now_ms) {
   now_ms_ = std::max(now_ms_, now_ms);
   ++ticks_;
+  FinishBackup(/*wait=*/false);
   if (!failure_.ok()) return;
   raft_->Tick();
   CheckTimeouts();
@@ -608,16 +636,32 @@ void Node::TakeBackup(BackupDone done) {
       done(s);
       return;
     }
-    const LogIndex index = state_machine_->applied_index();
-    const Term term = state_machine_->applied_term();
-    Result<std::string> blob = BuildSnapshot(engine_.get(), SnapshotMeta{index, term});
-    if (!blob.ok()) {
-      done(blob.status());
+    if (backup_job_ != nullptr) {
+      done(Status::Busy("a backup is being taken; try again once it is done"));
       return;
     }
-    metrics_.backups_taken.Inc();
-    RKV_LOG_INFO("event=backup_taken applied_index={} bytes={}", index.value(), blob->size());
-    done(Backup{std::move(*blob), index.value(), term.value()});
+    // The view is the state at exactly the applied index; writes and merges
+    // go on while the thread reads it.
+    const LogIndex index = state_machine_->applied_index();
+    const Term term = state_machine_->applied_term();
+    Result<std::unique_ptr<storage::View>> view = engine_->CreateView();
+    if (!view.ok()) {
+      done(view.status());
+      return;
+    }
+    backup_job_ = std::make_unique<BackupJob>();
+    backup_job_->done = std::move(done);
+    BackupJob* job = backup_job_.get();
+    job->thread = std::thread([job, view = std::move(*view), index, term]() mutable {
+      Result<std::string> blob = BuildSnapshot(view.get(), SnapshotMeta{index, term});
+      view.reset();  // unpins the files before the node thread sees the result
+      std::lock_guard lock(job->mu);
+      if (blob.ok()) {
+        job->result = Backup{std::move(*blob), index.value(), term.value()};
+      } else {
+        job->result = blob.status();
+      }
+    });
   });
 }
 
@@ -1059,6 +1103,7 @@ NodeStatus Node::status() const {
 }
 
 Status Node::Close() {
+  FinishBackup(/*wait=*/true);
   const bool healthy = failure_.ok();
   if (healthy) Refuse(Status::ShuttingDown("node is stopping"));
   AbortAll(failure_);

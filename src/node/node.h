@@ -238,9 +238,14 @@ class Node {
   // over within request_timeout_ticks (Aborted if another node did).
   void TransferLeader(NodeId target, LeaderDone done);
   // A snapshot of the whole state, after a linearizable read barrier: it
-  // holds every write acknowledged before the call. Built on the node
-  // thread, as the snapshots for followers are.
+  // holds every write acknowledged before the call. The node pins a view of
+  // its engine at the barrier and serializes it on a thread of its own, so
+  // Raft goes on meanwhile; `done` runs on the node thread, at the first
+  // Tick after the backup is built. One at a time: Busy while one is built.
   void TakeBackup(BackupDone done);
+  // Waits for a backup being built and hands it over now (tests; Close and
+  // a snapshot install do it too). Nothing when none is being built.
+  void WaitForBackup() { FinishBackup(/*wait=*/true); }
 
   // Handles everything the inputs caused (see the top of the file).
   void Process();
@@ -399,6 +404,12 @@ class Node {
   bool removed_ = false;
   std::vector<PendingTransfer> transfers_;
   mutable NodeMetrics metrics_;
+  // The backup being built off the node thread (TakeBackup), if any.
+  struct BackupJob;
+  std::unique_ptr<BackupJob> backup_job_;
+  // Hands a finished backup to its caller; with `wait`, first waits for
+  // the build to finish (before the engine is closed or replaced).
+  void FinishBackup(bool wait);
   // Snapshot transfers to followers in progress: when the first chunk went
   // out (metrics_clock_ns; 0 without a clock).
   std::map<NodeId, uint64_t> snapshot_sends_;

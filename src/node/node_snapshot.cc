@@ -79,6 +79,8 @@ void Node::InstallSnapshot(const raft::Snapshot& snapshot) {
     Fail(path.status());
     return;
   }
+  // A backup still reading the old engine's view finishes first.
+  FinishBackup(/*wait=*/true);
   // The new engine goes live first; stale reads on other threads move from
   // the old one to it under the lock, and the old one closes after.
   Status s = OpenEngine(*path);

@@ -1,8 +1,9 @@
 // NodeHost: three hosts in one process, talking over real TCP on 127.0.0.1,
 // served from many threads at once (built under ThreadSanitizer by
 // `make test`): writes and reads of every consistency through every host,
-// a host stopped and reopened on its data, and a snapshot installed while
-// stale reads run on other threads.
+// a host stopped and reopened on its data, a snapshot installed while
+// stale reads run on other threads, and backups built off the node thread
+// while writes go on.
 #include "node/node_host.h"
 
 #include <gtest/gtest.h>
@@ -18,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "node/snapshot.h"
 #include "support/test_util.h"
 
 namespace rkv {
@@ -157,6 +159,30 @@ TEST_F(NodeHostTest, SnapshotInstallWhileStaleReadsRun) {
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(*got, "399");
   EXPECT_GT(hosts_[lagging]->NodeStatus().first_index, 2u);  // it holds a snapshot
+}
+
+TEST_F(NodeHostTest, BackupsAreBuiltWhileWritesGoOn) {
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(PutRetrying(1, "b" + std::to_string(i), "before").ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> written{0};
+  std::thread writer([&] {
+    for (int i = 0; !stop.load(); ++i) {
+      if (PutRetrying(2, "w" + std::to_string(i % 100), std::to_string(i)).ok()) ++written;
+    }
+  });
+  for (uint64_t id = 1; id <= kNodes; ++id) {
+    std::promise<Result<Backup>> done;
+    hosts_.at(id)->TakeBackup([&done](Result<Backup> r) { done.set_value(std::move(r)); });
+    Result<Backup> backup = done.get_future().get();
+    ASSERT_TRUE(backup.ok()) << backup.status().ToString();
+    Result<SnapshotSummary> summary = VerifySnapshot(backup->data);
+    ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+    EXPECT_EQ(summary->meta.applied_index.value(), backup->applied_index);
+    EXPECT_GE(summary->records, 200u);
+  }
+  stop = true;
+  writer.join();
+  EXPECT_GT(written.load(), 0);
 }
 
 }  // namespace

@@ -749,9 +749,17 @@ TEST_F(NodeClusterTest, BackupRestoredIntoANewClusterHasEveryKey) {
   PutKeys(leader, 0, 40);
   const int follower = leader == 1 ? 2 : 1;
   std::optional<Result<Backup>> backup;
+  std::optional<Result<Backup>> second;
   node(follower).TakeBackup([&](Result<Backup> r) { backup = std::move(r); });
-  ASSERT_TRUE(TickUntil([&] { return backup.has_value(); }));
+  // One at a time: a second asked for while the first is built is refused.
+  node(follower).TakeBackup([&](Result<Backup> r) { second = std::move(r); });
+  // The barrier passes; the first is then built on a thread of its own.
+  ASSERT_TRUE(TickUntil([&] { return second.has_value(); }));
+  node(follower).WaitForBackup();
+  ASSERT_TRUE(backup.has_value());
   ASSERT_TRUE(backup->ok()) << backup->status().ToString();
+  EXPECT_TRUE(second->status().IsBusy()) << second->status().ToString();
+  EXPECT_EQ(node(follower).metrics().backups_taken.value(), 1u);
   const uint64_t backup_index = (*backup)->applied_index;
   EXPECT_GE(backup_index, 40u);
   // Everything acknowledged before the backup is in it: a write after it
