@@ -158,14 +158,18 @@ class Session {
   std::minstd_rand jitter_;
 };
 
+// No endpoint answered within the attempts.
+int FailUnreachable(const Status& s) {
+  return Fail(s.message() + "; check --endpoints (or RAFT_KV_ENDPOINTS) and that the nodes run", kExitUnavailable);
+}
+
 // Sends one request and turns a transport failure into an exit code.
 // Returns the reply, or nullopt after printing the error into *exit_code.
 std::optional<HttpReply> Exchange(Session& session, std::string_view method, std::string target,
                                   std::string_view body, const client::Headers& headers, int* exit_code) {
   Result<HttpReply> reply = session.Send(method, std::move(target), body, headers);
   if (!reply.ok()) {
-    *exit_code = Fail(reply.status().message() + "; check --endpoints (or RAFT_KV_ENDPOINTS) and that the nodes run",
-                      kExitUnavailable);
+    *exit_code = FailUnreachable(reply.status());
     return std::nullopt;
   }
   return std::move(*reply);
@@ -577,8 +581,7 @@ int RunSnapshotSave(const RequestOptions& options, const std::string& file) {
   }
   if (!reply.ok()) {
     cleanup();
-    return Fail(reply.status().message() + "; check --endpoints (or RAFT_KV_ENDPOINTS) and that the nodes run",
-                kExitUnavailable);
+    return FailUnreachable(reply.status());
   }
   if (reply->status != 200) {
     cleanup();

@@ -11,21 +11,18 @@
 #include "env/env.h"
 #include "node/initial_cluster.h"
 #include "node/restore.h"
+#include "kv_commands.h"
 
 namespace rkv::cli {
 
 int RunSnapshotRestore(const RestoreArgs& args) {
-  const auto fail = [](int code, const std::string& message) {
-    std::fprintf(stderr, "raft-kv-cli: error: %s\n", message.c_str());
-    return code;
-  };
   std::map<uint64_t, std::string> peers;
   std::map<uint64_t, std::string> http;
   std::string error;
-  if (!ParseMemberList(args.initial_cluster, &peers, &error)) return fail(2, "--initial-cluster: " + error);
-  if (!ParseMemberList(args.cluster_http, &http, &error)) return fail(2, "--cluster-http: " + error);
+  if (!ParseMemberList(args.initial_cluster, &peers, &error)) return Fail("--initial-cluster: " + error);
+  if (!ParseMemberList(args.cluster_http, &http, &error)) return Fail("--cluster-http: " + error);
   if (!peers.empty() && peers.count(args.id) == 0) {
-    return fail(2, fmt::format("--initial-cluster does not list --id {}", args.id));
+    return Fail(fmt::format("--initial-cluster does not list --id {}", args.id));
   }
   RestoreOptions options;
   options.id = NodeId{args.id};
@@ -44,14 +41,14 @@ int RunSnapshotRestore(const RestoreArgs& args) {
   options.state_machine.max_value_size = args.max_value_bytes;
 
   Result<std::string> backup = ReadFileToString(Env::Posix(), args.file);
-  if (!backup.ok()) return fail(4, "cannot read " + args.file + ": " + backup.status().ToString());
+  if (!backup.ok()) return Fail("cannot read " + args.file + ": " + backup.status().ToString(), kExitUnavailable);
   log::SetLevel(log::Level::kWarn);
   Result<RestoreSummary> summary = RestoreBackup(*backup, args.data_dir, options);
   if (!summary.ok()) {
     const Status& s = summary.status();
-    if (s.IsCorruption()) return fail(2, args.file + " is not an intact backup: " + s.ToString());
-    if (s.IsInvalidArgument() || s.code() == StatusCode::kNotSupported) return fail(2, s.ToString());
-    return fail(4, "restoring into " + args.data_dir + ": " + s.ToString());
+    if (s.IsCorruption()) return Fail(args.file + " is not an intact backup: " + s.ToString());
+    if (s.IsInvalidArgument() || s.code() == StatusCode::kNotSupported) return Fail(s.ToString());
+    return Fail("restoring into " + args.data_dir + ": " + s.ToString(), kExitUnavailable);
   }
   if (args.json) {
     const boost::json::object out{{"data", args.data_dir}, {"id", args.id},           {"index", summary->index},
